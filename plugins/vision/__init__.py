@@ -1,0 +1,17 @@
+"""The vision plugin: ViT-style 16x16 patches as tokens; digits, CIFAR-10 and image folders."""
+
+from pathlib import Path
+
+from attnlab.plugins import Plugin
+from attnlab_vision.data import ImageDataModule
+from attnlab_vision.frontend import PatchEmbed
+
+plugin = Plugin(
+    name="vision",
+    description="ViT-style patch tokens (patch_size 16) over images: digits, CIFAR-10, image folders",
+    config_dir=Path(__file__).parent / "conf",
+    frontends=(PatchEmbed,),
+    datamodules=(ImageDataModule,),
+)
+
+__all__ = ["ImageDataModule", "PatchEmbed", "plugin"]

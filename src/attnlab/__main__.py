@@ -1,0 +1,3 @@
+from attnlab.cli import train_main
+
+train_main()

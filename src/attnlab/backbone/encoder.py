@@ -1,0 +1,131 @@
+"""The shared self-attention backbone: a pre-norm Transformer encoder.
+
+Reads top-down: MLP → Block → Encoder. A block is
+``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``, the layout of
+``nn.TransformerEncoderLayer(norm_first=True)``, whose weights map one to one onto ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.backbone.attention import SelfAttention
+from attnlab.backbone.positions import build_positions
+from attnlab.errors import ConfigError
+from attnlab.types import Encoded, Tokens
+
+AttentionFactory = Callable[..., SelfAttention]
+"""Builds one layer's attention from ``dim`` and ``heads`` (config: ``backbone.attention``)."""
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: ``fc2(dropout(gelu(fc1(x))))``."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class Block(nn.Module):
+    """One pre-norm encoder layer."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float, attention: AttentionFactory) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = attention(dim=dim, heads=heads)
+        self.drop1 = nn.Dropout(dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
+        self.drop2 = nn.Dropout(dropout)
+
+    def forward(
+        self, x: Tensor, key_mask: Tensor | None, return_attention: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        attended, weights = self.attn(self.norm1(x), key_mask, return_attention)
+        x = x + self.drop1(attended)
+        x = x + self.drop2(self.mlp(self.norm2(x)))
+        return x, weights
+
+
+class Encoder(nn.Module):
+    """Positions, optional CLS token, ``depth`` blocks, final LayerNorm.
+
+    With ``depth=0`` the encoder adds no positions and no CLS token: the tokens only go
+    through the final norm, so a front-end plus a pooled head is a pure baseline (e.g. a
+    CNN) measured on the same footing.
+
+    Args:
+        dim: token width ``D``.
+        depth: number of blocks.
+        heads: attention heads per block.
+        mlp_ratio: MLP hidden width as a multiple of ``dim``.
+        dropout: dropout after attention, inside and after the MLP.
+        attention: builds each block's attention from ``dim`` and ``heads``;
+            defaults to :class:`SelfAttention` with no dropout.
+        positions: ``sinusoidal``, ``learned`` or ``none``.
+        max_len: longest sequence for ``learned`` positions.
+        cls_token: prepend a learned CLS token, returned separately as ``Encoded.cls``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        attention: AttentionFactory = SelfAttention,
+        positions: str = "sinusoidal",
+        max_len: int = 1024,
+        cls_token: bool = False,
+    ) -> None:
+        super().__init__()
+        if depth < 0:
+            raise ConfigError(f"backbone.depth={depth} must be >= 0")
+        if cls_token and depth == 0:
+            raise ConfigError("backbone.cls_token=true needs backbone.depth >= 1; use head.pooling=mean for depth 0")
+        self.dim = dim
+        self.depth = depth
+        self.positions = build_positions(positions if depth > 0 else "none", dim, max_len)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None
+        if self.cls is not None:
+            nn.init.trunc_normal_(self.cls, std=0.02)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, attention) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    @property
+    def has_cls(self) -> bool:
+        return self.cls is not None
+
+    def forward(self, tokens: Tokens, return_attention: bool = False) -> Encoded:
+        x, pad_mask = tokens.x, tokens.pad_mask
+        if x.shape[-1] != self.dim:
+            raise ConfigError(
+                f"the front-end produced tokens of width {x.shape[-1]} but backbone.dim={self.dim}; "
+                "set the front-end's dim to ${backbone.dim}"
+            )
+        x = self.positions(x, tokens.positions)
+        mask = pad_mask
+        if self.cls is not None:
+            x = torch.cat([self.cls.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)  # (B, 1 + T, D)
+            mask = torch.cat([pad_mask.new_ones(pad_mask.shape[0], 1), pad_mask], dim=1)  # (B, 1 + T)
+        key_mask = None if bool(mask.all()) else mask
+        maps: list[Tensor] = []
+        for block in self.blocks:
+            x, weights = block(x, key_mask, return_attention)
+            if weights is not None:
+                maps.append(weights)
+        x = self.norm(x)
+        cls = None
+        if self.cls is not None:
+            cls, x = x[:, 0], x[:, 1:]
+        return Encoded(x=x, pad_mask=pad_mask, cls=cls, attention=maps if return_attention else None)

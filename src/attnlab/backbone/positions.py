@@ -1,0 +1,92 @@
+"""Positional encodings, chosen with ``backbone.positions``.
+
+- ``sinusoidal``: fixed sin-cos features of the token coordinates. With 1-D positions
+  (the token index) this is the Transformer's encoding; with 2-D grid coordinates
+  (``Tokens.positions`` of shape ``(T, 2)``) each axis gets half the channels, as in
+  MAE/ViT-style 2-D sin-cos.
+- ``learned``: a trained table indexed by token index, up to ``max_len`` tokens.
+- ``none``: nothing is added; attention is then permutation-equivariant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.errors import ConfigError
+
+
+def sincos(coords: Tensor, dim: int, base: float = 10000.0) -> Tensor:
+    """Sin-cos features of coordinates ``(…, T, A) -> (…, T, dim)``.
+
+    Each of the ``A`` axes gets ``dim // A`` channels: the first half ``sin(p * w_i)``,
+    the second half ``cos(p * w_i)``, with ``w_i = base ** (-2 i / (dim // A))``.
+    """
+    axes = coords.shape[-1]
+    per_axis = dim // axes
+    if dim % axes or per_axis % 2:
+        raise ConfigError(
+            f"backbone.dim={dim} must be divisible by {2 * axes} for sinusoidal positions over {axes} axes; "
+            "change dim or use backbone.positions=learned"
+        )
+    half = per_axis // 2
+    freqs = torch.exp(-math.log(base) * torch.arange(half, device=coords.device, dtype=torch.float32) * 2 / per_axis)
+    angles = coords.float().unsqueeze(-1) * freqs  # (…, T, A, half)
+    feats = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (…, T, A, per_axis)
+    return feats.flatten(-2)  # (…, T, dim)
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sin-cos encoding of ``Tokens.positions`` (or of the token index)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        if dim % 2:
+            raise ConfigError(f"backbone.dim={dim} must be even for sinusoidal positions; change dim")
+
+    def forward(self, x: Tensor, positions: Tensor | None) -> Tensor:
+        if positions is None:
+            positions = torch.arange(x.shape[1], device=x.device)[:, None]  # (T, 1)
+        return x + sincos(positions, self.dim).to(x.dtype)
+
+
+class LearnedPositions(nn.Module):
+    """A learned embedding per token index (ViT-style), for up to ``max_len`` tokens."""
+
+    def __init__(self, dim: int, max_len: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(max_len, dim))
+        nn.init.trunc_normal_(self.table, std=0.02)
+
+    def forward(self, x: Tensor, positions: Tensor | None) -> Tensor:
+        t = x.shape[1]
+        if t > self.table.shape[0]:
+            raise ConfigError(
+                f"a sequence of {t} tokens is longer than backbone.max_len={self.table.shape[0]}; "
+                f"raise backbone.max_len to at least {t}"
+            )
+        return x + self.table[:t]
+
+
+class NoPositions(nn.Module):
+    """Adds nothing."""
+
+    def forward(self, x: Tensor, positions: Tensor | None) -> Tensor:
+        return x
+
+
+POSITIONS = ("sinusoidal", "learned", "none")
+
+
+def build_positions(kind: str, dim: int, max_len: int) -> nn.Module:
+    """The positional encoding named ``kind`` (one of :data:`POSITIONS`)."""
+    if kind == "sinusoidal":
+        return SinusoidalPositions(dim)
+    if kind == "learned":
+        return LearnedPositions(dim, max_len)
+    if kind == "none":
+        return NoPositions()
+    raise ConfigError(f"backbone.positions={kind!r} is unknown; choose one of {', '.join(POSITIONS)}")

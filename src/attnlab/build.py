@@ -1,0 +1,88 @@
+"""Building a run's objects from a composed config.
+
+Every object comes from a ``_target_`` with plain keyword arguments. The datamodule is
+built and set up first, because the model's data-derived values (``${from_data:...}``)
+come from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from attnlab.errors import ConfigError
+from attnlab.module import AttnlabModule
+
+COMPONENTS = ("data", "frontend", "backbone", "head", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths")
+"""Top-level config nodes that are built into objects (or, for ``paths``, interpolated)."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The top-level scalars of a run's config; any other top-level key is an error.
+
+    Attributes:
+        seed: passed to ``seed_everything`` (None: not seeded).
+        compile: wrap the model's forward in ``torch.compile``.
+        ckpt_path: resume training from this checkpoint.
+        test: evaluate the best checkpoint on the test split after training.
+        optimized_metric: the metric the run returns (for sweepers) and ranks by.
+        task_name: ``train`` or ``eval``; the W&B job type.
+        tags: W&B tags.
+    """
+
+    seed: int | None = None
+    compile: bool = False
+    ckpt_path: str | None = None
+    test: bool = True
+    optimized_metric: str = "val/acc"
+    task_name: str = "train"
+    tags: list[str] = field(default_factory=list)
+
+
+def run_settings(cfg: DictConfig) -> RunSettings:
+    """The :class:`RunSettings` of ``cfg``, failing on top-level keys nothing reads."""
+    names = {f.name for f in fields(RunSettings)}
+    unknown = sorted(set(cfg.keys()) - names - set(COMPONENTS))
+    if unknown:
+        raise ConfigError(f"unknown top-level config keys {unknown}; known: {sorted(names | set(COMPONENTS))}")
+    values = {k: cfg[k] for k in names if k in cfg}
+    if "tags" in values:
+        values["tags"] = list(values["tags"] or [])
+    return RunSettings(**values)
+
+
+def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[pl.LightningDataModule, dict[str, Any]]:
+    """The datamodule, prepared and set up, and the values it gives the model."""
+    if cfg.get("data") is None:
+        raise ConfigError("no dataset chosen; pass data=<name> (see `attnlab-plugins`)")
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup(stage)
+    return datamodule, dict(datamodule.data_info())
+
+
+def build_model(cfg: DictConfig, compile: bool = False) -> AttnlabModule:
+    """Front-end, backbone and head from ``cfg`` (inside a ``data_info`` scope)."""
+    if cfg.get("frontend") is None:
+        raise ConfigError("no front-end configured; choose a modality with modality=<name>")
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") is not None else None
+    return AttnlabModule(
+        frontend=instantiate(cfg.frontend),
+        backbone=instantiate(cfg.backbone),
+        head=instantiate(cfg.head),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler,
+        compile=compile,
+    )
+
+
+def build_named(node: DictConfig | None) -> list[Any]:
+    """Objects from a mapping of named ``_target_`` configs (callbacks, loggers); None entries skipped."""
+    if node is None:
+        return []
+    return [instantiate(value) for value in node.values() if value is not None]

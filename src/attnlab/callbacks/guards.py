@@ -1,0 +1,67 @@
+"""Callbacks that keep a run's work safe: on Ctrl-C, and when the loss stops being finite."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
+from torch import Tensor
+
+from attnlab.errors import TrainingError
+
+
+class InterruptCheckpoint(Checkpoint):
+    """Writes ``<dirpath>/last.ckpt`` when the run is interrupted with Ctrl-C.
+
+    Lightning's ``OnExceptionCheckpoint`` saves on any exception and deletes its file at
+    the end of a normal run; this one saves only on ``KeyboardInterrupt`` (weights after
+    a non-finite loss are not worth keeping) and leaves the file for resuming with
+    ``ckpt_path=<dirpath>/last.ckpt``.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last") -> None:
+        super().__init__()
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.path)
+
+
+class NonFiniteGuard(pl.Callback):
+    """Stops training before a NaN or infinite loss reaches the weights.
+
+    The check runs before the backward pass, so the weights and the checkpoints on disk
+    are still the last good ones when the run stops.
+    """
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: Tensor) -> None:
+        value = float(loss.detach())
+        if math.isfinite(value):
+            return
+        kept = [c.last_model_path for c in trainer.checkpoint_callbacks if getattr(c, "last_model_path", "")]
+        where = f"the last good checkpoint is {kept[0]}" if kept else "no checkpoint had been saved yet"
+        raise TrainingError(
+            f"training loss became {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
+            f"{where}; lower optimizer.lr or set trainer.gradient_clip_val"
+        )
+
+
+class EmbedRunConfig(pl.Callback):
+    """Stores the run's resolved config and data-derived values in every checkpoint.
+
+    ``attnlab-eval`` rebuilds the exact model and data from a checkpoint alone.
+    """
+
+    KEY = "attnlab"
+
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
+        self.payload = {"config": config, "data_info": data_info}
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[self.KEY] = self.payload

@@ -1,0 +1,113 @@
+"""Where configs come from, and the values that flow from data into the model.
+
+- ``CONFIG_DIR``: attnlab's own ``conf/``; each working plugin's config folder is added
+  to Hydra's search path by :class:`AttnlabSearchPath`.
+- ``${from_data:key}``: a config value taken from the datamodule at build time (number
+  of classes, input channels, ...), so nobody types it twice.
+- :func:`check_choices`: unknown ``modality=``/``data=`` names fail at once, in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.errors import HydraException
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import OmegaConf
+
+from attnlab import plugins
+from attnlab.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+class AttnlabSearchPath(SearchPathPlugin):
+    """Adds every working plugin's config folder to Hydra's search path."""
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        for name, plugin in sorted(plugins.available().items()):
+            search_path.append(provider=f"attnlab-plugin-{name}", path=f"file://{Path(plugin.config_dir).resolve()}")
+
+
+def register_search_path() -> None:
+    """Make Hydra use :class:`AttnlabSearchPath` (idempotent).
+
+    Hydra also finds it by scanning ``hydra_plugins``; registering explicitly keeps
+    editable installs, whose import hooks that scan cannot see, working too.
+    """
+    Plugins.instance().register(AttnlabSearchPath)
+
+
+def config_dir() -> Path:
+    """attnlab's ``conf/``, or a one-line error when the checkout is incomplete."""
+    if not (CONFIG_DIR / "train.yaml").is_file():
+        raise ConfigError(f"attnlab's config folder {CONFIG_DIR} is missing; install attnlab editable from its checkout")
+    return CONFIG_DIR
+
+
+def group_options(group: str) -> list[str]:
+    """Names of the configs in ``group`` across attnlab's and every plugin's folders."""
+    names: set[str] = set()
+    for root in [CONFIG_DIR, *plugins.config_dirs()]:
+        names.update(p.stem for p in (root / group).glob("*.yaml"))
+    return sorted(names)
+
+
+def _chosen(overrides: Sequence[str], group: str) -> Iterator[str]:
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return  # Hydra reports malformed overrides itself
+    for o in parsed:
+        if o.key_or_group != group or o.package or o.is_delete() or o.is_add():
+            continue
+        if o.is_sweep_override():
+            if o.is_choice_sweep():
+                yield from o.sweep_string_iterator()
+        elif o.value() is not None:
+            yield o.get_value_element_as_str()
+
+
+def check_choices(overrides: Sequence[str]) -> None:
+    """Fail in one line on a ``modality=`` or ``data=`` that names nothing installed."""
+    for name in _chosen(overrides, "modality"):
+        plugins.get(name)
+    known = group_options("data")
+    for name in _chosen(overrides, "data"):
+        if name not in known:
+            raise ConfigError(f"unknown dataset data={name}; known datasets: {', '.join(known)}")
+
+
+# --- values derived from data -------------------------------------------------------
+
+_DATA_INFO: dict[str, Any] | None = None
+
+
+def _from_data(key: str) -> Any:
+    if _DATA_INFO is None:
+        raise ConfigError(f"${{from_data:{key}}} was read before the datamodule was set up")
+    if key not in _DATA_INFO:
+        raise ConfigError(f"${{from_data:{key}}}: the datamodule provides {', '.join(sorted(_DATA_INFO))}, not {key!r}")
+    return _DATA_INFO[key]
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("from_data"):
+        OmegaConf.register_new_resolver("from_data", _from_data)
+
+
+@contextmanager
+def data_info(info: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, ``${from_data:key}`` resolves to ``info[key]``."""
+    global _DATA_INFO
+    previous, _DATA_INFO = _DATA_INFO, dict(info)
+    try:
+        yield
+    finally:
+        _DATA_INFO = previous

@@ -1,0 +1,66 @@
+"""Evaluate a checkpoint on the test split, rebuilding model and data from the checkpoint.
+
+The training run's resolved config and data-derived values travel inside every
+checkpoint (``EmbedRunConfig``), so a checkpoint is enough. ``data.*`` values given to
+``attnlab-eval`` (e.g. ``+data.root=/elsewhere``) replace the stored ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from attnlab import tracking
+from attnlab.build import build_datamodule, build_model, build_named
+from attnlab.callbacks import EmbedRunConfig
+from attnlab.config import data_info
+from attnlab.console import print_results
+from attnlab.errors import DataError
+from attnlab.train import scalar_metrics, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def read_run(ckpt_path: Path) -> tuple[DictConfig, dict[str, Any]]:
+    """The training config and data info stored in an attnlab checkpoint."""
+    if not ckpt_path.is_file():
+        raise DataError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt file, e.g. <run>/checkpoints/best.ckpt")
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"ckpt_path={ckpt_path} is not a readable checkpoint ({type(exc).__name__})") from exc
+    payload = checkpoint.get(EmbedRunConfig.KEY) if isinstance(checkpoint, dict) else None
+    if payload is None:
+        raise DataError(f"ckpt_path={ckpt_path} was not written by attnlab (it has no run config)")
+    return OmegaConf.create(payload["config"]), dict(payload["data_info"])
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Tests ``cfg.ckpt_path`` and writes ``metrics.json`` into this run's folder."""
+    ckpt_path = Path(cfg.ckpt_path)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_cfg, info = read_run(ckpt_path)
+    train_cfg.data = OmegaConf.merge(train_cfg.data, cfg.get("data") or {})
+
+    datamodule, _ = build_datamodule(train_cfg, "test")
+    with data_info(info):
+        model = build_model(train_cfg)
+    loggers = build_named(cfg.get("logger"))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_named(cfg.get("callbacks")), logger=loggers or False)
+    try:
+        for logger in loggers:
+            logger.log_hyperparams(tracking.redact({"ckpt_path": str(ckpt_path), **OmegaConf.to_container(train_cfg)}))
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)
+    finally:
+        tracking.finish(loggers)
+    metrics = scalar_metrics(results[0] if results else {}, ("test/",))
+    write_metrics(run_dir / "metrics.json", metrics)
+    print_results(f"test metrics of {ckpt_path}", metrics, run_dir)
+    return metrics

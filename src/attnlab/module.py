@@ -1,0 +1,97 @@
+"""The LightningModule: front-end → backbone → head, with loss, metrics and optimizer.
+
+It is built from parts (plain modules and factories), never from a config object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from attnlab.backbone import Encoder
+from attnlab.errors import ConfigError
+from attnlab.types import Batch, Encoded
+
+OptimizerFactory = Callable[..., Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+class AttnlabModule(pl.LightningModule):
+    """Trains any front-end with the shared backbone and a task head.
+
+    Args:
+        frontend: a plugin's module turning a batch into ``Tokens``.
+        backbone: the shared encoder.
+        head: a task head (``attnlab.heads``).
+        optimizer: partial taking the parameters (config ``optimizer``).
+        scheduler: partial taking the optimizer and ``total_steps``, or None.
+        compile: run the forward pass through ``torch.compile``.
+    """
+
+    def __init__(
+        self,
+        frontend: nn.Module,
+        backbone: Encoder,
+        head: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        if getattr(head, "needs_cls", False) and not backbone.has_cls:
+            raise ConfigError("head.pooling=cls needs backbone.cls_token=true; or set head.pooling=mean")
+        self.frontend = frontend
+        self.backbone = backbone
+        self.head = head
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        metrics = head.metrics()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self._encode = torch.compile(self._encode_eager) if compile else self._encode_eager
+
+    def _encode_eager(self, batch: Batch) -> tuple[Tensor, Encoded]:
+        encoded = self.backbone(self.frontend(batch))
+        return self.head(encoded), encoded
+
+    def forward(self, batch: Batch, return_attention: bool = False) -> tuple[Tensor, Encoded]:
+        """Logits and the encoding; with ``return_attention`` the encoding holds the maps."""
+        if return_attention:
+            encoded = self.backbone(self.frontend(batch), return_attention=True)
+            return self.head(encoded), encoded
+        return self._encode(batch)
+
+    def _step(self, batch: Batch, stage: str) -> Tensor:
+        logits, _ = self(batch)
+        loss = self.head.loss(logits, batch)
+        preds, target = self.head.for_metrics(logits, batch)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(preds.detach(), target)
+        size = len(batch["target"])
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss = self._step(batch, "train")
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,90 @@
+"""Weights & Biases set-up that never prompts, never hangs and never leaks state.
+
+``mode=auto`` runs online when an API key is configured (``WANDB_API_KEY`` or a netrc
+entry, as ``wandb login`` writes) and offline otherwise. The mode is passed to
+``wandb.init`` for this run only; the process-wide ``WANDB_MODE`` is left alone (Lightning's
+``offline=True`` would set it for every later run in the process).
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+from attnlab.errors import ConfigError
+
+MODES = ("auto", "online", "offline", "disabled")
+_SECRET = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+
+
+def has_api_key() -> bool:
+    """True when W&B credentials are configured for this user."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return path.is_file() and netrc.netrc(path).authenticators(host) is not None
+    except (netrc.NetrcParseError, OSError):
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """The W&B mode this run uses: an explicit ``WANDB_MODE`` wins over ``auto``."""
+    if mode not in MODES:
+        raise ConfigError(f"logger.wandb.mode={mode!r} is unknown; choose one of {', '.join(MODES)}")
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE")
+    if env in ("online", "offline", "disabled"):
+        return env
+    return "online" if has_api_key() else "offline"
+
+
+def wandb_logger(
+    project: str,
+    save_dir: str,
+    mode: str = "auto",
+    entity: str | None = None,
+    name: str | None = None,
+    group: str | None = None,
+    job_type: str = "train",
+    tags: Sequence[str] = (),
+    notes: str | None = None,
+) -> WandbLogger:
+    """A Lightning ``WandbLogger`` whose files live in ``<save_dir>/wandb``."""
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        project=project,
+        save_dir=save_dir,
+        entity=entity,
+        name=name,
+        group=group,
+        job_type=job_type,
+        tags=list(tags),
+        notes=notes,
+        mode=resolve_mode(mode),
+    )
+
+
+def redact(config: Any) -> Any:
+    """A copy of a plain config with values under secret-looking keys replaced."""
+    if isinstance(config, Mapping):
+        return {k: "<redacted>" if _SECRET.search(str(k)) else redact(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [redact(v) for v in config]
+    return config
+
+
+def finish(loggers: Iterable[Logger]) -> None:
+    """Close every W&B run this job opened, so the next job starts its own."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
+from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 from omegaconf import DictConfig
 
 from attnlab.errors import ConfigError
@@ -79,6 +80,21 @@ def build_model(cfg: DictConfig, compile: bool = False) -> AttnlabModule:
         scheduler=scheduler,
         compile=compile,
     )
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The configured callbacks, minus a progress bar or model summary the trainer turns off.
+
+    Lightning refuses ``enable_progress_bar=false`` next to a progress-bar callback; here
+    ``trainer.enable_progress_bar=false`` simply means no bar.
+    """
+    callbacks = build_named(cfg.get("callbacks"))
+    off: list[type] = []
+    if cfg.trainer.get("enable_progress_bar") is False:
+        off.append(ProgressBar)
+    if cfg.trainer.get("enable_model_summary") is False:
+        off.append(ModelSummary)
+    return [c for c in callbacks if not isinstance(c, tuple(off))]
 
 
 def build_named(node: DictConfig | None) -> list[Any]:

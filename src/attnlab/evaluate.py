@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab import tracking
-from attnlab.build import build_datamodule, build_model, build_named
+from attnlab.build import build_callbacks, build_datamodule, build_model, build_named
 from attnlab.callbacks import EmbedRunConfig
 from attnlab.config import data_info
 from attnlab.console import print_results
@@ -53,7 +53,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     with data_info(info):
         model = build_model(train_cfg)
     loggers = build_named(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_named(cfg.get("callbacks")), logger=loggers or False)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
     try:
         for logger in loggers:
             logger.log_hyperparams(tracking.redact({"ckpt_path": str(ckpt_path), **OmegaConf.to_container(train_cfg)}))

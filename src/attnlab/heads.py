@@ -17,20 +17,23 @@ from attnlab.types import Batch, Encoded
 IGNORE_INDEX = -100
 """Target value that the token head leaves out of its loss and metrics (padding)."""
 
-POOLINGS = ("cls", "mean")
+POOLINGS = ("auto", "cls", "mean")
 
 
 class SequenceHead(nn.Module):
     """One label per sequence from the CLS token or the mean of the real tokens.
 
+    ``pooling=auto`` uses the CLS token when the backbone has one (``backbone.cls_token``)
+    and the mean otherwise, so the head follows the backbone setting.
+
     Args:
         dim: backbone width.
         num_classes: number of labels (from the data).
-        pooling: ``cls`` (needs ``backbone.cls_token=true``) or ``mean``.
+        pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``) or ``mean``.
         dropout: dropout before the classifier.
     """
 
-    def __init__(self, dim: int, num_classes: int, pooling: str = "mean", dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, num_classes: int, pooling: str = "auto", dropout: float = 0.0) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigError(f"head.pooling={pooling!r} is unknown; choose one of {', '.join(POOLINGS)}")
@@ -45,7 +48,7 @@ class SequenceHead(nn.Module):
 
     def forward(self, enc: Encoded) -> Tensor:
         """Logits ``(B, C)``."""
-        if self.pooling == "cls":
+        if self.pooling == "cls" or (self.pooling == "auto" and enc.cls is not None):
             if enc.cls is None:
                 raise ConfigError("head.pooling=cls needs backbone.cls_token=true; or set head.pooling=mean")
             pooled = enc.cls

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab import tracking
-from attnlab.build import build_datamodule, build_model, build_named, run_settings
+from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
 from attnlab.callbacks import EmbedRunConfig
 from attnlab.config import data_info
 from attnlab.console import print_config_tree, print_results
@@ -82,13 +82,15 @@ def train(cfg: DictConfig) -> float | None:
     if settings.seed is not None:
         pl.seed_everything(settings.seed, workers=True)
 
+    log.info("run folder: %s", run_dir)
     datamodule, info = build_datamodule(cfg, "fit")
+    log.info("data: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
     with data_info(info):
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         print_config_tree(resolved)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         model = build_model(cfg, compile=settings.compile)
-        callbacks = [*build_named(cfg.get("callbacks")), EmbedRunConfig(resolved, info)]
+        callbacks = [*build_callbacks(cfg), EmbedRunConfig(resolved, info)]
         loggers = build_named(cfg.get("logger"))
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -105,6 +107,7 @@ def train(cfg: DictConfig) -> float | None:
             results = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
             metrics.update(scalar_metrics(results[0] if results else {}, ("test/",)))
         write_metrics(run_dir / "metrics.json", metrics)
+        log.info("metrics: %s", json.dumps(metrics))
     finally:
         tracking.finish(loggers)
 

@@ -1,0 +1,63 @@
+"""Shared fixtures: composing configs the way the `attnlab` CLI does, without a subprocess."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from attnlab import config
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# Tests never talk to W&B servers and never read the user's credentials.
+os.environ.pop("WANDB_API_KEY", None)
+os.environ["WANDB_SILENT"] = "true"
+os.environ.setdefault("NETRC", str(ROOT / "tests" / "no-netrc"))
+
+config.register_search_path()
+config.register_resolvers()
+
+# A short real run: every test that trains uses these on top of its own overrides.
+FAST = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
+    "data.batch_size=16",
+    "backbone.dim=32",
+    "backbone.heads=2",
+    "backbone.depth=1",
+]
+
+
+def compose_config(overrides: Sequence[str] = (), name: str = "train", output_dir: Path | None = None) -> DictConfig:
+    """The config `attnlab <overrides>` would run, with its run folder at ``output_dir``."""
+    with initialize_config_dir(config_dir=str(config.CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=list(overrides))
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., DictConfig]:
+    def make(*overrides: str, name: str = "train") -> DictConfig:
+        return compose_config(overrides, name=name, output_dir=tmp_path / "run")
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _no_wandb_mode_leak():
+    before = os.environ.get("WANDB_MODE")
+    yield
+    assert os.environ.get("WANDB_MODE") == before, "a run changed the process-wide WANDB_MODE"

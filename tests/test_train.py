@@ -1,0 +1,92 @@
+"""End-to-end runs in-process: metrics, checkpoints, W&B files, eval, resume, NaN guard."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+
+from attnlab import plugins
+from attnlab.errors import TrainingError
+from attnlab.evaluate import evaluate
+from attnlab.train import train
+from conftest import FAST
+
+NAMES = sorted(plugins.available())
+
+
+def read_metrics(run) -> dict[str, float]:
+    return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_short_run_writes_metrics_checkpoints_config_and_wandb_files(name, make_config, tmp_path):
+    value = train(make_config(f"modality={name}", *FAST))
+    run = tmp_path / "run"
+    metrics = read_metrics(run)
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"} <= set(metrics)
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("train/acc", "val/acc", "test/acc"))
+    assert value == metrics["val/acc"]
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["head"]["num_classes"] == 10 and saved["frontend"]["in_channels"] == 1
+    assert list((run / "wandb").glob("offline-run-*/run-*.wandb")), "no offline W&B run was written"
+
+
+def test_eval_reproduces_the_test_metrics_of_the_best_checkpoint(make_config, tmp_path):
+    train(make_config(*FAST))
+    trained = read_metrics(tmp_path / "run")
+    eval_cfg = make_config(
+        f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}",
+        "trainer.limit_test_batches=2",
+        "logger=csv",
+        name="eval",
+    )
+    metrics = evaluate(eval_cfg)
+    assert metrics["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    assert read_metrics(tmp_path / "run") == metrics
+
+
+def test_resuming_from_last_ckpt_continues_where_it_stopped(make_config, tmp_path):
+    train(make_config(*FAST, "logger=csv"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 3
+    resumed = make_config(*FAST, "logger=csv", "trainer.max_epochs=2", f"ckpt_path={last}")
+    resumed.paths.output_dir = str(tmp_path / "resumed")
+    train(resumed)
+    state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert state["global_step"] == 6 and state["epoch"] == 1
+
+
+def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(make_config, tmp_path):
+    cfg = make_config(
+        *FAST,
+        "logger=csv",
+        "trainer.max_epochs=3",
+        "frontend._target_=helpers.PoisonedPatchEmbed",
+        "+frontend.poison_after=4",
+    )
+    with pytest.raises(TrainingError, match=r"training loss became nan at step 4 \(epoch 1\); the last good checkpoint"):
+        train(cfg)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert state["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
+def test_same_seed_same_run_other_seed_other_run(make_config, tmp_path):
+    losses = []
+    for i, seed in enumerate((7, 7, 8)):
+        cfg = make_config(*FAST, "~logger", f"seed={seed}", "test=false")
+        cfg.paths.output_dir = str(tmp_path / str(i))
+        train(cfg)
+        losses.append(read_metrics(tmp_path / str(i))["train/loss"])
+    assert losses[0] == losses[1] and not math.isclose(losses[0], losses[2])
+
+
+@pytest.mark.parametrize(("logger", "pattern"), [("csv", "csv/metrics.csv"), ("tensorboard", "tensorboard/events.*")])
+def test_other_loggers(logger, pattern, make_config, tmp_path):
+    train(make_config(*FAST, f"logger={logger}"))
+    assert list((tmp_path / "run").glob(pattern))

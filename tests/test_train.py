@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from attnlab import plugins
-from attnlab.errors import TrainingError
+from attnlab.errors import ConfigError, TrainingError
 from attnlab.evaluate import evaluate
 from attnlab.train import train
 from conftest import FAST
@@ -59,6 +59,10 @@ def test_resuming_from_last_ckpt_continues_where_it_stopped(make_config, tmp_pat
     train(resumed)
     state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
     assert state["global_step"] == 6 and state["epoch"] == 1
+
+    other = make_config(*FAST, "logger=csv", "backbone.dim=16", f"ckpt_path={last}")
+    with pytest.raises(ConfigError, match=r"holds a different model \(backbone.dim=32 there, 16 here"):
+        train(other)
 
 
 def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(make_config, tmp_path):

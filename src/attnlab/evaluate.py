@@ -9,36 +9,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab import tracking
+from attnlab.checkpoints import read_run
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named
-from attnlab.callbacks import EmbedRunConfig
 from attnlab.config import data_info
 from attnlab.console import print_results
-from attnlab.errors import DataError
 from attnlab.train import scalar_metrics, write_metrics
 
 log = logging.getLogger(__name__)
-
-
-def read_run(ckpt_path: Path) -> tuple[DictConfig, dict[str, Any]]:
-    """The training config and data info stored in an attnlab checkpoint."""
-    if not ckpt_path.is_file():
-        raise DataError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt file, e.g. <run>/checkpoints/best.ckpt")
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"ckpt_path={ckpt_path} is not a readable checkpoint ({type(exc).__name__})") from exc
-    payload = checkpoint.get(EmbedRunConfig.KEY) if isinstance(checkpoint, dict) else None
-    if payload is None:
-        raise DataError(f"ckpt_path={ckpt_path} was not written by attnlab (it has no run config)")
-    return OmegaConf.create(payload["config"]), dict(payload["data_info"])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

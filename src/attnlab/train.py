@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from attnlab import tracking
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
 from attnlab.callbacks import EmbedRunConfig
+from attnlab.checkpoints import check_resumable
 from attnlab.config import data_info
 from attnlab.console import print_config_tree, print_results
 from attnlab.errors import DataError
@@ -88,6 +89,8 @@ def train(cfg: DictConfig) -> float | None:
     with data_info(info):
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         print_config_tree(resolved)
+        if settings.ckpt_path is not None:
+            check_resumable(Path(settings.ckpt_path), resolved)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         model = build_model(cfg, compile=settings.compile)
         callbacks = [*build_callbacks(cfg), EmbedRunConfig(resolved, info)]

@@ -73,7 +73,9 @@ def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(make_co
         "frontend._target_=helpers.PoisonedPatchEmbed",
         "+frontend.poison_after=4",
     )
-    with pytest.raises(TrainingError, match=r"training loss became nan at step 4 \(epoch 1\); the last good checkpoint"):
+    with pytest.raises(
+        TrainingError, match=r"training loss became nan at step 4 \(epoch 1\); the last good checkpoint"
+    ):
         train(cfg)
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert state["global_step"] == 3

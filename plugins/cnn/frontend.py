@@ -34,7 +34,9 @@ class ConvStem(nn.Module):
         channels: output channels of each stage.
     """
 
-    def __init__(self, in_channels: int, image_size: int, dim: int, channels: Sequence[int] = (32, 64, 128, 128)) -> None:
+    def __init__(
+        self, in_channels: int, image_size: int, dim: int, channels: Sequence[int] = (32, 64, 128, 128)
+    ) -> None:
         super().__init__()
         stride = 2 ** len(channels)
         if not channels or image_size % stride:

@@ -61,9 +61,7 @@ class TransformedImages(Dataset):
         return {"inputs": self.transform(image), "target": torch.tensor(label)}
 
 
-def stratified_split(
-    labels: Sequence[int], fractions: Sequence[float], seed: int
-) -> list[np.ndarray]:
+def stratified_split(labels: Sequence[int], fractions: Sequence[float], seed: int) -> list[np.ndarray]:
     """Indices for ``[rest, *fractions]`` parts, stratified by label, fixed by ``seed``."""
     rest = np.arange(len(labels))
     labels = np.asarray(labels)
@@ -72,9 +70,7 @@ def stratified_split(
     for fraction in fractions:
         if not 0.0 < fraction < remaining:
             raise ConfigError(f"split fractions {list(fractions)} must be > 0 and sum to less than 1")
-        rest, part = train_test_split(
-            rest, test_size=fraction / remaining, random_state=seed, stratify=labels[rest]
-        )
+        rest, part = train_test_split(rest, test_size=fraction / remaining, random_state=seed, stratify=labels[rest])
         parts.append(np.sort(part))
         remaining -= fraction
     return [np.sort(rest), *parts]

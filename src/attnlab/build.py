@@ -12,13 +12,24 @@ from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
 from attnlab.errors import ConfigError
 from attnlab.module import AttnlabModule
 
-COMPONENTS = ("data", "frontend", "backbone", "head", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths")
+COMPONENTS = (
+    "data",
+    "frontend",
+    "backbone",
+    "head",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "callbacks",
+    "logger",
+    "paths",
+)
 """Top-level config nodes that are built into objects (or, for ``paths``, interpolated)."""
 
 

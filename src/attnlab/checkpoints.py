@@ -19,7 +19,9 @@ MODEL_KEYS = ("frontend", "backbone", "head")
 def read_run(ckpt_path: Path) -> tuple[DictConfig, dict[str, Any]]:
     """The training config and data info stored in an attnlab checkpoint."""
     if not ckpt_path.is_file():
-        raise DataError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt file, e.g. <run>/checkpoints/last.ckpt")
+        raise DataError(
+            f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt file, e.g. <run>/checkpoints/last.ckpt"
+        )
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -43,8 +45,11 @@ def check_resumable(ckpt_path: Path, resolved: Mapping[str, Any]) -> None:
     stored, _ = read_run(ckpt_path)
     stored_flat = dict(kv for key in MODEL_KEYS for kv in _flat(OmegaConf.to_container(stored.get(key)), key))
     ours = dict(kv for key in MODEL_KEYS for kv in _flat(resolved.get(key), key))
-    diffs = [f"{k}={stored_flat.get(k)} there, {ours.get(k)} here" for k in sorted(set(stored_flat) | set(ours))
-             if stored_flat.get(k) != ours.get(k)]
+    diffs = [
+        f"{k}={stored_flat.get(k)} there, {ours.get(k)} here"
+        for k in sorted(set(stored_flat) | set(ours))
+        if stored_flat.get(k) != ours.get(k)
+    ]
     if diffs:
         raise ConfigError(
             f"ckpt_path={ckpt_path} holds a different model ({'; '.join(diffs[:3])}); "

@@ -47,7 +47,9 @@ def register_search_path() -> None:
 def config_dir() -> Path:
     """attnlab's ``conf/``, or a one-line error when the checkout is incomplete."""
     if not (CONFIG_DIR / "train.yaml").is_file():
-        raise ConfigError(f"attnlab's config folder {CONFIG_DIR} is missing; install attnlab editable from its checkout")
+        raise ConfigError(
+            f"attnlab's config folder {CONFIG_DIR} is missing; install attnlab editable from its checkout"
+        )
     return CONFIG_DIR
 
 

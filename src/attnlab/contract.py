@@ -46,7 +46,9 @@ def check_tokens(name: str, tokens: object, dim: int, batch_size: int) -> Tokens
     except ValueError as exc:
         raise ContractError(name, "tokens", str(exc)) from None
     if tokens.x.shape[0] != batch_size or tokens.x.shape[2] != dim:
-        raise ContractError(name, "tokens", f"expected x of shape ({batch_size}, T, {dim}), got {tuple(tokens.x.shape)}")
+        raise ContractError(
+            name, "tokens", f"expected x of shape ({batch_size}, T, {dim}), got {tuple(tokens.x.shape)}"
+        )
     return tokens
 
 

@@ -15,8 +15,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab import tracking
-from attnlab.checkpoints import read_run
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named
+from attnlab.checkpoints import read_run
 from attnlab.config import data_info
 from attnlab.console import print_results
 from attnlab.train import scalar_metrics, write_metrics

@@ -61,8 +61,9 @@ def test_outputs_and_gradients_match_nn_transformer_encoder(lengths):
     (out[mask] * weights[mask]).sum().backward()
     (expected[mask] * weights[mask]).sum().backward()
     torch.testing.assert_close(x_ours.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(ours.blocks[0].attn.qkv.weight.grad, ref.layers[0].self_attn.in_proj_weight.grad,
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        ours.blocks[0].attn.qkv.weight.grad, ref.layers[0].self_attn.in_proj_weight.grad, atol=1e-5, rtol=1e-4
+    )
 
 
 def test_eval_mode_matches_pytorch_fast_path():

@@ -74,4 +74,3 @@ class SelfAttention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, d)
         out = out.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(out), weights
-

@@ -92,7 +92,9 @@ class Encoder(nn.Module):
         if depth < 0:
             raise ConfigError(f"backbone.depth={depth} must be >= 0")
         if cls_token and depth == 0:
-            raise ConfigError("backbone.cls_token=true needs backbone.depth >= 1; use head.pooling=mean or auto for depth 0")
+            raise ConfigError(
+                "backbone.cls_token=true needs backbone.depth >= 1; use head.pooling=mean or auto for depth 0"
+            )
         self.dim = dim
         self.depth = depth
         self.positions = build_positions(positions if depth > 0 else "none", dim, max_len)

@@ -1,0 +1,36 @@
+# Every target sets itself up: a fresh checkout needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs when the project's dependencies change.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: train the default experiment (ViT on the embedded digits, W&B offline)
+demo: install
+	$(BIN)/attnlab
+
+## test: the whole test suite (CPU, no downloads)
+test: install
+	$(BIN)/python -m pytest
+
+## bench: backbone and ViT against PyTorch's own modules; writes outputs/bench.json
+bench: install
+	$(BIN)/python benchmarks/backbone_vs_torch.py --json outputs/bench.json
+
+lint: install
+	$(BIN)/ruff check src plugins tests benchmarks
+	$(BIN)/ruff format --check src plugins tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,60 @@
+"""W&B mode selection, secret redaction, and the resolved config reaching the logger."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from attnlab.errors import ConfigError
+from attnlab.tracking import redact, resolve_mode
+from attnlab.train import train
+from conftest import FAST
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    return tmp_path / "netrc"
+
+
+def test_auto_is_offline_without_credentials(no_credentials):
+    assert resolve_mode("auto") == "offline"
+
+
+def test_auto_is_online_with_an_api_key(no_credentials, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_mode("auto") == "online"
+
+
+def test_auto_is_online_with_a_netrc_login(no_credentials):
+    no_credentials.write_text("machine api.wandb.ai\n  login user\n  password " + "y" * 40 + "\n")
+    no_credentials.chmod(0o600)
+    assert resolve_mode("auto") == "online"
+
+
+def test_explicit_modes_win(no_credentials, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_mode("offline") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert resolve_mode("auto") == "disabled"
+    with pytest.raises(ConfigError, match="logger.wandb.mode='cloud' is unknown"):
+        resolve_mode("cloud")
+
+
+def test_redact_hides_secret_looking_keys_at_any_depth():
+    config = {"logger": {"api_key": "abc", "project": "p"}, "x": [{"token": "t", "n": 1}], "password": "pw"}
+    assert redact(config) == {
+        "logger": {"api_key": "<redacted>", "project": "p"},
+        "x": [{"token": "<redacted>", "n": 1}],
+        "password": "<redacted>",
+    }
+
+
+def test_the_logged_config_is_resolved(make_config, tmp_path):
+    train(make_config(*FAST, "logger=csv", "test=false"))
+    logged = yaml.safe_load((tmp_path / "run" / "csv" / "hparams.yaml").read_text())
+    assert logged["head"]["num_classes"] == 10
+    assert logged["frontend"]["dim"] == logged["backbone"]["dim"] == 32
+    assert logged["paths"]["output_dir"] == str(tmp_path / "run")

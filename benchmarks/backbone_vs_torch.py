@@ -37,7 +37,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import torchvision
-from attnlab_vision import PatchEmbed
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
@@ -45,6 +44,7 @@ from torch import Tensor, nn
 from attnlab.backbone import Encoder
 from attnlab.heads import SequenceHead
 from attnlab.types import Encoded, Tokens
+from attnlab_vision import PatchEmbed
 
 DIM, DEPTH, HEADS, MLP_RATIO = 192, 6, 3, 4.0
 BATCH, SEQ_LEN = 32, 256

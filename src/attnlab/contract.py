@@ -71,8 +71,8 @@ def run_checks(name: str, overrides: Sequence[str] = SMALL) -> None:
     batch = next(iter(datamodule.train_dataloader()))
     model.train()
     tokens = check_tokens(name, model.frontend(batch), model.backbone.dim, len(batch["target"]))
-    logits = model.head(model.backbone(tokens))
-    loss = model.head.loss(logits, batch)
+    encoded = model.backbone(tokens)
+    loss = model.head.loss(model.head(encoded), encoded.pad_mask, batch)
     if not torch.isfinite(loss):
         raise ContractError(name, "loss", f"expected a finite loss on the first batch, got {float(loss)}")
     loss.backward()

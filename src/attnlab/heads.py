@@ -1,7 +1,8 @@
 """Task heads: what the model predicts from the encoded tokens.
 
 A head owns its output layer, its loss and its metrics, so the LightningModule stays
-task-agnostic. Chosen by config (``head=sequence`` or ``head=token``), never by a plugin.
+task-agnostic. Chosen by config (``head=sequence``, ``head=token`` or ``head=ctc``), never
+by a plugin.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.text import CharErrorRate
 
 from attnlab.errors import ConfigError
 from attnlab.types import Batch, Encoded
@@ -57,10 +59,10 @@ class SequenceHead(nn.Module):
             pooled = (enc.x * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
         return self.fc(self.drop(pooled))
 
-    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
+    def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
         return F.cross_entropy(logits, batch["target"])
 
-    def for_metrics(self, logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+    def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """Predictions and targets, aligned and flat, for the metrics."""
         return logits, batch["target"]
 
@@ -98,11 +100,11 @@ class TokenHead(nn.Module):
             )
         return target
 
-    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
+    def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
         target = self._aligned_target(logits, batch)
         return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE_INDEX)
 
-    def for_metrics(self, logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+    def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         target = self._aligned_target(logits, batch).flatten()
         keep = target != IGNORE_INDEX
         return logits.flatten(0, 1)[keep], target[keep]
@@ -114,3 +116,71 @@ class TokenHead(nn.Module):
                 "f1": MulticlassF1Score(self.num_classes, average="macro"),
             }
         )
+
+
+BLANK = 0
+"""The CTC blank; label ``k`` of the data is output class ``k + 1``."""
+
+
+def ctc_greedy_decode(logits: Tensor, lengths: Tensor) -> list[list[int]]:
+    """Best path per sequence: argmax, merge repeats, drop blanks; labels back to ``0..C-1``."""
+    best = logits.argmax(dim=-1).tolist()  # (B, T)
+    out: list[list[int]] = []
+    for path, n in zip(best, lengths.tolist()):
+        labels, previous = [], BLANK
+        for k in path[:n]:
+            if k != previous and k != BLANK:
+                labels.append(k - 1)
+            previous = k
+        out.append(labels)
+    return out
+
+
+def _as_text(labels: list[int]) -> str:
+    # One character per label, so the character error rate is the label error rate.
+    return "".join(chr(0x100 + k) for k in labels)
+
+
+class CTCHead(nn.Module):
+    """A label sequence per input sequence, trained with CTC and decoded greedily.
+
+    The batch's ``target`` is ``(B, L)`` padded with ``IGNORE_INDEX`` and
+    ``target_lengths`` is ``(B,)``. The metric is the character (label) error rate.
+
+    Args:
+        dim: backbone width.
+        num_classes: number of labels, not counting the blank (from the data).
+        dropout: dropout before the classifier.
+    """
+
+    needs_cls = False
+
+    def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(dim, num_classes + 1)
+
+    def forward(self, enc: Encoded) -> Tensor:
+        """Logits ``(B, T, C + 1)``, class 0 the blank."""
+        return self.fc(self.drop(enc.x))
+
+    def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
+        target, target_lengths = batch["target"], batch["target_lengths"]
+        log_probs = logits.float().log_softmax(dim=-1).transpose(0, 1)  # (T, B, C + 1)
+        return F.ctc_loss(
+            log_probs,
+            (target + 1).clamp_min(0),  # labels 0..C-1 -> classes 1..C; padding is never read
+            pad_mask.sum(dim=1),
+            target_lengths,
+            blank=BLANK,
+            zero_infinity=True,
+        )
+
+    def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[list[str], list[str]]:
+        hypotheses = ctc_greedy_decode(logits, pad_mask.sum(dim=1))
+        references = [row[:n] for row, n in zip(batch["target"].tolist(), batch["target_lengths"].tolist())]
+        return [_as_text(h) for h in hypotheses], [_as_text(r) for r in references]
+
+    def metrics(self) -> MetricCollection:
+        return MetricCollection({"cer": CharErrorRate()})

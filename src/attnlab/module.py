@@ -68,11 +68,10 @@ class AttnlabModule(pl.LightningModule):
         return self._encode(batch)
 
     def _step(self, batch: Batch, stage: str) -> Tensor:
-        logits, _ = self(batch)
-        loss = self.head.loss(logits, batch)
-        preds, target = self.head.for_metrics(logits, batch)
+        logits, encoded = self(batch)
+        loss = self.head.loss(logits, encoded.pad_mask, batch)
         metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(preds.detach(), target)
+        metrics.update(*self.head.for_metrics(logits.detach(), encoded.pad_mask, batch))
         size = len(batch["target"])
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,6 +21,8 @@ BIN = Path(sys.executable).parent
 os.environ.pop("WANDB_API_KEY", None)
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("NETRC", str(ROOT / "tests" / "no-netrc"))
+# Generated datasets go to a fresh folder per session, never to the user's cache.
+os.environ["ATTNLAB_DATA"] = tempfile.mkdtemp(prefix="attnlab-test-data-")
 
 config.register_search_path()
 config.register_resolvers()

@@ -7,7 +7,7 @@ Images become normalised float tensors ``(C, S, S)`` at ``image_size`` S; a batc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +16,13 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets
 from torchvision.transforms import v2
 
 from attnlab.errors import ConfigError, DataError
+from attnlab.splits import stratified_split
 
 
 @dataclass
@@ -59,21 +59,6 @@ class TransformedImages(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         image, label = self.base[i]
         return {"inputs": self.transform(image), "target": torch.tensor(label)}
-
-
-def stratified_split(labels: Sequence[int], fractions: Sequence[float], seed: int) -> list[np.ndarray]:
-    """Indices for ``[rest, *fractions]`` parts, stratified by label, fixed by ``seed``."""
-    rest = np.arange(len(labels))
-    labels = np.asarray(labels)
-    parts: list[np.ndarray] = []
-    remaining = 1.0
-    for fraction in fractions:
-        if not 0.0 < fraction < remaining:
-            raise ConfigError(f"split fractions {list(fractions)} must be > 0 and sum to less than 1")
-        rest, part = train_test_split(rest, test_size=fraction / remaining, random_state=seed, stratify=labels[rest])
-        parts.append(np.sort(part))
-        remaining -= fraction
-    return [np.sort(rest), *parts]
 
 
 def _transform(image_size: int, channels: int) -> v2.Compose:

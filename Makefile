@@ -24,9 +24,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-## bench: backbone and ViT against PyTorch's own modules; writes outputs/bench.json
+## bench: the performance suite; each benchmark prints a table and writes outputs/bench-<name>.json
 bench: install
-	$(BIN)/python benchmarks/backbone_vs_torch.py --json outputs/bench.json
+	$(BIN)/python benchmarks/backbone_vs_torch.py --json outputs/bench-backbone_vs_torch.json
+	$(BIN)/python benchmarks/truncated_attention.py --json outputs/bench-truncated_attention.json
+	$(BIN)/python benchmarks/speech_features.py --json outputs/bench-speech_features.json
 
 lint: install
 	$(BIN)/ruff check src plugins tests benchmarks

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,35 +22,45 @@ from attnlab import config, plugins
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
 from conftest import compose_config
 
-ROOTS = [config.CONFIG_DIR, *plugins.config_dirs()]
 PRIMARY = {"train.yaml", "eval.yaml"}
+DEFAULT_MODALITY = "vision"
+# Each file is composed under the modality it belongs to: attnlab's own under the default.
+ROOTS = {str(config.CONFIG_DIR): DEFAULT_MODALITY, **{str(p.config_dir): n for n, p in plugins.available().items()}}
 
 
 def config_files() -> list[tuple[str, str]]:
     found = []
     for root in ROOTS:
-        for path in sorted(root.rglob("*.yaml")):
+        for path in sorted(Path(root).rglob("*.yaml")):
             rel = path.relative_to(root)
             if rel.parts[0] == "hydra":  # composed into every run below
                 continue
-            found.append((str(root), str(rel)))
+            found.append((root, str(rel)))
     return found
 
 
-def overrides_for(rel: str) -> tuple[str, list[str]]:
+def overrides_for(root: str, rel: str) -> tuple[str, str, list[str]]:
+    """The primary config, the modality and the overrides that compose ``root/rel``."""
     path = Path(rel)
     if str(path) in PRIMARY:
-        return path.stem, ["ckpt_path=unused.ckpt"] if path.stem == "eval" else []
+        return path.stem, DEFAULT_MODALITY, ["ckpt_path=unused.ckpt"] if path.stem == "eval" else []
     group, name = path.parent.as_posix(), path.stem
-    if group == "modality":
-        return "train", [f"modality={name}"]
-    return "train", [f"{group}={name}"]
+    modality = name if group == "modality" else ROOTS[root]
+    return "train", modality, [f"modality={modality}"] + ([] if group == "modality" else [f"{group}={name}"])
 
 
 @functools.cache
-def digits_info() -> dict:
-    _, info = build_datamodule(compose_config(["data=digits"]))
+def data_info(modality: str) -> dict:
+    """What the modality's default dataset gives the model (built once per session)."""
+    run = Path(tempfile.mkdtemp(prefix="attnlab-walk-"))
+    _, info = build_datamodule(compose_config([f"modality={modality}", *SMALL_DATA.get(modality, [])], output_dir=run))
     return info
+
+
+SMALL_DATA = {
+    "speech": ["data.generation.per_voice=1", "data.generation.variants=[m1,m3,f1]"],
+    "text": ["data.source.generation.train=200", "data.source.generation.val=20", "data.source.generation.test=20"],
+}
 
 
 def targets(node) -> int:
@@ -62,14 +73,14 @@ def targets(node) -> int:
 
 @pytest.mark.parametrize(("root", "rel"), config_files(), ids=[r for _, r in config_files()])
 def test_config_file_composes_and_instantiates(root, rel, tmp_path):
-    name, overrides = overrides_for(rel)
+    name, modality, overrides = overrides_for(root, rel)
     cfg = compose_config(overrides, name=name, output_dir=tmp_path)
     if name == "eval":
         instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_named(cfg.logger) or False)
         return
     run_settings(cfg)  # top-level keys: each is read, or this raises
     instantiate(cfg.data)  # constructing needs no files; set-up is tested per dataset
-    with config.data_info(digits_info()):
+    with config.data_info(data_info(modality)):
         model = build_model(cfg)
         optimizer = model.optimizer_factory(model.parameters())
         if model.scheduler_factory is not None:

@@ -6,11 +6,12 @@ tested with no new test. Each failure names the plugin, the check and what was e
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from attnlab import config, plugins
 from attnlab.build import build_datamodule, build_model
@@ -30,11 +31,14 @@ class ContractError(AttnlabError):
 
 
 def compose_for(name: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """The training config of ``modality=<name>`` with ``overrides``."""
+    """The training config of ``modality=<name>`` with ``overrides``, its run folder a temporary one."""
     config.register_search_path()
     config.register_resolvers()
     with initialize_config_dir(config_dir=str(config.config_dir()), version_base="1.3"):
-        return compose(config_name="train", overrides=[f"modality={name}", *overrides])
+        cfg = compose(config_name="train", overrides=[f"modality={name}", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = tempfile.mkdtemp(prefix=f"attnlab-check-{name}-")
+    return cfg
 
 
 def check_tokens(name: str, tokens: object, dim: int, batch_size: int) -> Tokens:

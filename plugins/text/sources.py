@@ -1,0 +1,386 @@
+"""Where text examples come from: each source reads its files into :class:`RawSplits`.
+
+A source is chosen by config (``data.source._target_``) and holds only its own settings:
+
+- :class:`ListOps`: LRA's ListOps, generated into the data cache or read from LRA's files;
+  one label per expression (its value) or per token (its nesting depth).
+- :class:`TextFiles`: the user's CSV, TSV or JSONL, one label per text.
+- :class:`CoNLL`: token-per-line files, one label per token.
+- :class:`HFDataset` (in :mod:`attnlab_text.hub`): a Hugging Face dataset.
+
+Labels stay strings here; the datamodule turns them into class ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from attnlab.errors import ConfigError, DataError
+from attnlab.splits import grouped_split, stratified_split
+from attnlab_text import listops
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+@dataclass
+class Split:
+    """One split's examples.
+
+    Attributes:
+        texts: one string per example; for token labelling, its words joined by single spaces.
+        targets: a label per example, or (token labelling) a label per word.
+        words: the words of each example, for token labelling; None otherwise.
+        origin: where the examples came from (a file), for error messages.
+    """
+
+    texts: list[str]
+    targets: list[str] | list[list[str]]
+    words: list[list[str]] | None = None
+    origin: str = ""
+
+    def subset(self, index: Sequence[int]) -> Split:
+        words = None if self.words is None else [self.words[i] for i in index]
+        return Split([self.texts[i] for i in index], [self.targets[i] for i in index], words, self.origin)
+
+
+@dataclass
+class RawSplits:
+    """Train, validation and test examples, and the label names when the task fixes them."""
+
+    train: Split
+    val: Split
+    test: Split
+    labels: list[str] | None = None
+
+    @property
+    def per_token(self) -> bool:
+        return self.train.words is not None
+
+
+class TextSource(Protocol):
+    """Reads a dataset's splits."""
+
+    def load(self) -> RawSplits: ...
+
+
+def token_split(words: list[list[str]], labels: list[list[str]], origin: str) -> Split:
+    """A token-labelled split: the text of an example is its words joined by spaces."""
+    return Split([" ".join(w) for w in words], labels, words, origin)
+
+
+# --- reading files ------------------------------------------------------------------
+
+
+def read_text(path: Path) -> str:
+    """A file's text; invalid UTF-8 is replaced by U+FFFD, counted and logged, never fatal."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}; check the path") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8-sig", errors="replace")
+        bad = text.count("\ufffd") - raw.decode("utf-8-sig", errors="ignore").count("\ufffd")
+        log.warning("%s: %d invalid UTF-8 sequence(s) replaced with U+FFFD", path, bad)
+        return text
+
+
+def _existing(path: str, key: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{key}={path} is not a file; point it at an existing file")
+    return p
+
+
+def carve(splits: dict[str, Split | None], fractions: dict[str, float], seed: int, stratify: bool) -> RawSplits:
+    """Fill missing validation/test splits with seeded shares of the training split."""
+    missing = [name for name in ("val", "test") if splits[name] is None]
+    train = splits["train"]
+    assert train is not None
+    if missing:
+        shares = [fractions[name] for name in missing]
+        parts = _split_indices(train.targets, shares, seed, stratify)
+        for name, part in zip(missing, parts[1:]):
+            splits[name] = train.subset(part.tolist())
+        train = train.subset(parts[0].tolist())
+    return RawSplits(train, splits["val"], splits["test"])  # type: ignore[arg-type]
+
+
+def _split_indices(targets: Sequence[object], shares: list[float], seed: int, stratify: bool) -> list[np.ndarray]:
+    n = len(targets)
+    if n < len(shares) + 1:
+        raise DataError(f"{n} training examples cannot be split into {len(shares) + 1} parts; give more data")
+    if stratify:
+        try:
+            return stratified_split([str(t) for t in targets], shares, seed)
+        except ValueError as exc:  # a label too rare to stratify: fall back to a plain seeded split
+            log.warning("cannot stratify the split (%s); splitting at random with seed %d", exc, seed)
+    return grouped_split(list(range(n)), shares, seed)
+
+
+# --- ListOps ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListOps:
+    """LRA's ListOps: LRA's TSV files in ``root`` when there, else generated under ``root/listops``.
+
+    Args:
+        root: a folder holding LRA's ``basic_train.tsv``, ``basic_val.tsv``, ``basic_test.tsv``,
+            or the data cache to generate into.
+        labels: ``value`` (one of 10 per expression) or ``depth`` (per token, 1..max_depth-1).
+        parentheses: keep LRA's ``(`` ``)`` tokens; they only repeat what the brackets say,
+            and LRA's and S4's pipelines drop them.
+        task: the file-name prefix (LRA: ``basic``).
+        generation: settings of the generated files.
+    """
+
+    root: str | None = None
+    labels: str = "value"
+    parentheses: bool = False
+    task: str = "basic"
+    generation: listops.ListOpsGeneration = field(default_factory=listops.ListOpsGeneration)
+
+    def __post_init__(self) -> None:
+        if self.labels not in ("value", "depth"):
+            raise ConfigError(f"data.source.labels={self.labels!r} is unknown; choose value or depth")
+
+    def folder(self) -> Path:
+        if self.root is None:
+            raise ConfigError("data.source.root is not set; give LRA's listops folder or a cache folder")
+        root = Path(self.root).expanduser()
+        if all(p.is_file() for p in listops.split_files(root, self.task).values()):
+            log.info("ListOps: reading LRA files from %s (generation settings unused)", root)
+            return root
+        return listops.ensure_generated(root, self.generation, self.task)
+
+    def load(self) -> RawSplits:
+        files = listops.split_files(self.folder(), self.task)
+        parts = {name: self._read(path) for name, path in files.items()}
+        if self.labels == "depth":
+            names = [str(d) for d in range(1, self.generation.max_depth)]
+        else:
+            names = [str(v) for v in range(10)]
+        return RawSplits(parts["train"], parts["val"], parts["test"], labels=names)
+
+    def _read(self, path: Path) -> Split:
+        texts, targets, words = [], [], []
+        for line, tokens, target in listops.iter_rows(path):
+            if not self.parentheses:
+                tokens = [t for t in tokens if t not in listops.PARENS]
+            if self.labels == "depth":
+                depths = listops.depths(tokens)
+                if max(depths, default=0) >= self.generation.max_depth:
+                    raise DataError(
+                        f"{path}:{line}: nesting depth {max(depths)} needs generation.max_depth >= {max(depths) + 1}; "
+                        "raise data.source.generation.max_depth"
+                    )
+                words.append(tokens)
+                targets.append([str(d) for d in depths])
+            else:
+                texts.append(" ".join(tokens))
+                targets.append(target)
+        if self.labels == "depth":
+            return token_split(words, targets, str(path))
+        return Split(texts, targets, origin=str(path))
+
+
+# --- the user's text files ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextFiles:
+    """The user's CSV, TSV or JSONL files: one text and one label (any string) per row.
+
+    Args:
+        train: the training file; its format comes from the suffix (``.csv``, ``.tsv``, ``.jsonl``).
+        val, test: optional files; missing ones are cut from ``train`` (stratified, ``split_seed``).
+        text_column, label_column: column names (JSON keys).
+        val_fraction, test_fraction: shares of ``train`` for missing splits.
+        split_seed: fixes those splits, independently of the training seed.
+    """
+
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 0
+
+    def load(self) -> RawSplits:
+        if self.train is None:
+            raise ConfigError("data.source.train is not set; point it at a CSV, TSV or JSONL file")
+        splits = {
+            name: None if path is None else self._read(_existing(path, f"data.source.{name}"))
+            for name, path in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
+        fractions = {"val": self.val_fraction, "test": self.test_fraction}
+        return carve(splits, fractions, self.split_seed, stratify=True)
+
+    def _read(self, path: Path) -> Split:
+        kind = FORMATS.get(path.suffix.lower())
+        if kind is None:
+            raise DataError(f"{path}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
+        rows = _jsonl_rows(path) if kind == "jsonl" else _table_rows(path, "," if kind == "csv" else "\t")
+        texts, labels, blank = [], [], 0
+        for where, row in rows:
+            if row is None:
+                blank += 1
+                continue
+            text, label = self._fields(path, where, row)
+            texts.append(text)
+            labels.append(label)
+        if blank:
+            log.info("%s: skipped %d blank line(s)", path, blank)
+        if not texts:
+            raise DataError(f"{path} has no rows; give a file with a header and at least one row")
+        return Split(texts, labels, origin=str(path))
+
+    def _fields(self, path: Path, where: int, row: dict[str, object]) -> tuple[str, str]:
+        for column in (self.text_column, self.label_column):
+            if column not in row:
+                raise DataError(
+                    f"{path}:{where}: no column {column!r}; columns found: {', '.join(map(str, row))} "
+                    "(set data.source.text_column / data.source.label_column)"
+                )
+        label = row[self.label_column]
+        if label is None or str(label).strip() == "":
+            raise DataError(f"{path}:{where}: empty label in column {self.label_column!r}; fill it or drop the row")
+        text = row[self.text_column]
+        return ("" if text is None else str(text)), str(label).strip()
+
+
+def _table_rows(path: Path, delimiter: str) -> list[tuple[int, dict[str, object] | None]]:
+    """``(line, row)`` pairs of a CSV/TSV with a header; whitespace-only lines give ``None``.
+
+    CSV follows the usual quoting rules; TSV has none (a quote is just a character).
+    """
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path} is empty; give a header line naming the columns")
+    header = [h.strip() for h in header]
+    rows: list[tuple[int, dict[str, object] | None]] = []
+    for values in reader:
+        if not "".join(values).strip():
+            rows.append((reader.line_num, None))
+            continue
+        if len(values) != len(header):
+            raise DataError(
+                f"{path}:{reader.line_num}: {len(values)} fields, but the header has {len(header)} "
+                f"({', '.join(header)}); quote fields that contain the separator"
+            )
+        rows.append((reader.line_num, dict(zip(header, values))))
+    return rows
+
+
+def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, object] | None]]:
+    rows: list[tuple[int, dict[str, object] | None]] = []
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            rows.append((n, None))
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{n}: not a JSON object ({exc.msg}); one object per line") from exc
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object, found {type(row).__name__}")
+        rows.append((n, row))
+    return rows
+
+
+# --- CoNLL --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoNLL:
+    """Token-labelled files: one token per line, columns split by ``separator``, blank lines between sentences.
+
+    Lines starting with ``comment`` and ``-DOCSTART-`` lines are skipped. Every token
+    line of a file has the same number of columns; a ragged line is an error naming it.
+
+    Args:
+        train: the training file.
+        val, test: optional files; missing ones are cut from ``train`` by ``split_seed``.
+        token_column, label_column: column indices (negative counts from the end).
+        separator: column separator; None splits at any whitespace.
+        comment: prefix of comment lines.
+        val_fraction, test_fraction: shares of ``train`` for missing splits.
+        split_seed: fixes those splits.
+    """
+
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    token_column: int = 0
+    label_column: int = -1
+    separator: str | None = None
+    comment: str = "#"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 0
+
+    def load(self) -> RawSplits:
+        if self.train is None:
+            raise ConfigError("data.source.train is not set; point it at a CoNLL file")
+        splits = {
+            name: None if path is None else self._read(_existing(path, f"data.source.{name}"))
+            for name, path in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
+        fractions = {"val": self.val_fraction, "test": self.test_fraction}
+        return carve(splits, fractions, self.split_seed, stratify=False)
+
+    def _read(self, path: Path) -> Split:
+        sentences: list[tuple[list[str], list[str]]] = []
+        words: list[str] = []
+        labels: list[str] = []
+        width: tuple[int, int] | None = None  # (columns, first line with them)
+        for n, line in enumerate(read_text(path).splitlines(), start=1):
+            if not line.strip():
+                if words:
+                    sentences.append((words, labels))
+                words, labels = [], []
+                continue
+            if line.startswith(self.comment) or line.startswith("-DOCSTART-"):
+                continue
+            columns = line.split(self.separator)
+            width = width or (len(columns), n)
+            if len(columns) != width[0]:
+                raise DataError(
+                    f"{path}:{n}: {len(columns)} columns, but line {width[1]} has {width[0]}; "
+                    "every token line needs the same columns (check data.source.separator)"
+                )
+            words.append(self._column(columns, self.token_column, path, n).strip())
+            labels.append(self._column(columns, self.label_column, path, n).strip())
+        if words:
+            sentences.append((words, labels))
+        if not sentences:
+            raise DataError(f"{path} has no sentences; expected one token per line, blank lines between sentences")
+        return token_split([s[0] for s in sentences], [s[1] for s in sentences], str(path))
+
+    @staticmethod
+    def _column(columns: list[str], index: int, path: Path, n: int) -> str:
+        try:
+            return columns[index]
+        except IndexError:
+            raise DataError(
+                f"{path}:{n}: no column {index} in {len(columns)} columns; "
+                "set data.source.token_column / data.source.label_column"
+            ) from None

@@ -37,7 +37,11 @@ def test_short_run_writes_metrics_checkpoints_config_and_wandb_files(name, make_
 
 
 def test_speech_recognition_with_ctc_reports_the_error_rate(make_config, tmp_path):
-    small = ["data.generation.count=40", "data.generation.accents=[en-us,en]", "data.generation.variants=[m1,m3,f1,f4,m7]"]
+    small = [
+        "data.generation.count=40",
+        "data.generation.accents=[en-us,en]",
+        "data.generation.variants=[m1,m3,f1,f4,m7]",
+    ]
     value = train(make_config("experiment=speech_ctc", *FAST, *small, "data.batch_size=8"))
     metrics = read_metrics(tmp_path / "run")
     assert {"train/cer", "val/cer", "test/cer", "test/loss"} <= set(metrics)

@@ -25,7 +25,7 @@ def run(*args: str, cwd: Path, timeout: int = 240) -> subprocess.CompletedProces
     ("overrides", "message"),
     [
         (["modality=audio"], "unknown modality 'audio'; known modalities: cnn, speech, text, vision"),
-        (["data=mnist"], "unknown dataset data=mnist; known datasets: audiofolder, cifar10, conll, digits, hf, imagefolder"),
+        (["data=mnist"], "unknown dataset data=mnist; known datasets: audiofolder, cifar10, conll, digits, hf"),
         (["backbone.dim=100", "backbone.heads=3"], "backbone.dim=100 is not divisible by backbone.heads=3"),
         (["data.image_size=120"], "data.image_size=120 is not divisible by frontend.patch_size=16"),
         (["data=cifar10", "data.root=/no/such/dir"], "data.root=/no/such/dir does not exist"),

@@ -230,11 +230,7 @@ class Synthesizer:
     def synthesize(self, text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
         """Speak ``text``; same arguments always give byte-identical audio.
 
-        Args:
-            text: What to say (UTF-8 text, e.g. ``"three one four"``).
-            voice: An espeak voice: language/accent plus optional variant, e.g. ``"en-us+m3"``.
-            rate_wpm: Speaking rate in words per minute (espeak accepts 80-450).
-            pitch: Base pitch, 0-100 (50 is the voice's normal pitch).
+        Takes the arguments of :meth:`synthesize_int16`.
 
         Returns:
             ``float32`` mono audio in [-1, 1) at :attr:`sample_rate`.

@@ -210,7 +210,9 @@ class ImageDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
-            self.splits = DATASETS[self.dataset](image_size=self.image_size, **self.options)
+            # Downloading is prepare_data's job (once per machine, not once per process).
+            options = {**self.options, "download": False}
+            self.splits = DATASETS[self.dataset](image_size=self.image_size, **options)
 
     def _ready(self) -> ImageSplits:
         if self.splits is None:

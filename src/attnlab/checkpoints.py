@@ -40,9 +40,9 @@ def _flat(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         yield prefix, node
 
 
-def check_resumable(ckpt_path: Path, resolved: Mapping[str, Any]) -> None:
-    """Fail in one line when the checkpoint's model settings differ from this run's."""
-    stored, _ = read_run(ckpt_path)
+def check_resumable(ckpt_path: Path, stored: DictConfig, resolved: Mapping[str, Any]) -> None:
+    """Fail in one line when the checkpoint's model settings (``stored``, from
+    :func:`read_run`) differ from this run's."""
     stored_flat = dict(kv for key in MODEL_KEYS for kv in _flat(OmegaConf.to_container(stored.get(key)), key))
     ours = dict(kv for key in MODEL_KEYS for kv in _flat(resolved.get(key), key))
     diffs = [

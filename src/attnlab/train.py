@@ -17,10 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 from attnlab import tracking
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
 from attnlab.callbacks import EmbedRunConfig
-from attnlab.checkpoints import check_resumable
+from attnlab.checkpoints import check_resumable, read_run
 from attnlab.config import data_info
 from attnlab.console import print_config_tree, print_results
-from attnlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +53,6 @@ def resume_hint(ckpt: Path) -> str:
     return " ".join(["attnlab", *overrides, f"ckpt_path={ckpt}"])
 
 
-def _check_ckpt(path: str | None) -> None:
-    if path is not None and not Path(path).is_file():
-        raise DataError(f"ckpt_path={path} does not exist; point it at a checkpoint, e.g. <run>/checkpoints/last.ckpt")
-
-
 def _fit(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.LightningDataModule, ckpt: str | None) -> None:
     """``trainer.fit``, turning Lightning's exit on Ctrl-C into a message on how to resume."""
     try:
@@ -79,7 +73,8 @@ def train(cfg: DictConfig) -> float | None:
     settings = run_settings(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_ckpt(settings.ckpt_path)
+    # Read the checkpoint first: a wrong path fails before any data is prepared.
+    resume_from = read_run(Path(settings.ckpt_path))[0] if settings.ckpt_path is not None else None
     if settings.seed is not None:
         pl.seed_everything(settings.seed, workers=True)
 
@@ -89,8 +84,8 @@ def train(cfg: DictConfig) -> float | None:
     with data_info(info):
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         print_config_tree(resolved)
-        if settings.ckpt_path is not None:
-            check_resumable(Path(settings.ckpt_path), resolved)
+        if resume_from is not None:
+            check_resumable(Path(settings.ckpt_path), resume_from, resolved)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         model = build_model(cfg, compile=settings.compile)
         callbacks = [*build_callbacks(cfg), EmbedRunConfig(resolved, info)]

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.backbone.attention import SelfAttention
-from attnlab.backbone.positions import build_positions
+from attnlab.backbone.positions import Rotary, build_positions
 from attnlab.errors import ConfigError
 from attnlab.types import Encoded, Tokens
 
@@ -48,9 +48,13 @@ class Block(nn.Module):
         self.drop2 = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, key_mask: Tensor | None, return_attention: bool = False
+        self,
+        x: Tensor,
+        key_mask: Tensor | None,
+        return_attention: bool = False,
+        rotation: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        attended, weights = self.attn(self.norm1(x), key_mask, return_attention)
+        attended, weights = self.attn(self.norm1(x), key_mask, return_attention, rotation)
         x = x + self.drop1(attended)
         x = x + self.drop2(self.mlp(self.norm2(x)))
         return x, weights
@@ -71,7 +75,8 @@ class Encoder(nn.Module):
         dropout: dropout after attention, inside and after the MLP.
         attention: builds each block's attention from ``dim`` and ``heads``;
             defaults to :class:`SelfAttention` with no dropout.
-        positions: ``sinusoidal``, ``learned`` or ``none``.
+        positions: ``sinusoidal``, ``learned``, ``rope`` (rotary: every block's attention
+            rotates its queries and keys) or ``none``.
         max_len: longest sequence for ``learned`` positions.
         cls_token: prepend a learned CLS token, returned separately as ``Encoded.cls``.
     """
@@ -103,6 +108,7 @@ class Encoder(nn.Module):
             nn.init.trunc_normal_(self.cls, std=0.02)
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, attention) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
+        self.rotary = Rotary(dim // heads) if positions == "rope" and depth > 0 else None
 
     @property
     def has_cls(self) -> bool:
@@ -116,6 +122,7 @@ class Encoder(nn.Module):
                 "set the front-end's dim to ${backbone.dim}"
             )
         x = self.positions(x, tokens.positions)
+        rotation = None if self.rotary is None else self._rotation(tokens, x.dtype)
         mask = pad_mask
         if self.cls is not None:
             x = torch.cat([self.cls.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)  # (B, 1 + T, D)
@@ -123,7 +130,7 @@ class Encoder(nn.Module):
         key_mask = None if bool(mask.all()) else mask
         maps: list[Tensor] = []
         for block in self.blocks:
-            x, weights = block(x, key_mask, return_attention)
+            x, weights = block(x, key_mask, return_attention, rotation)
             if weights is not None:
                 maps.append(weights)
         x = self.norm(x)
@@ -131,3 +138,15 @@ class Encoder(nn.Module):
         if self.cls is not None:
             cls, x = x[:, 0], x[:, 1:]
         return Encoded(x=x, pad_mask=pad_mask, cls=cls, attention=maps if return_attention else None)
+
+    def _rotation(self, tokens: Tokens, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Rotary ``cos``, ``sin`` ``(B or 1, 1, T', d)`` from ``Tokens.positions`` or the token
+        index; a CLS token (index 0) is not rotated, as in RoPE-ViT, so it has no position."""
+        coords = tokens.positions
+        if coords is None:
+            coords = torch.arange(tokens.x.shape[1], device=tokens.x.device)[:, None]  # (T, 1)
+        cos, sin = self.rotary(coords, dtype)  # (B or 1, 1, T, d)
+        if self.cls is not None:
+            cos = torch.cat([torch.ones_like(cos[:, :, :1]), cos], dim=2)  # (B or 1, 1, 1 + T, d)
+            sin = torch.cat([torch.zeros_like(sin[:, :, :1]), sin], dim=2)
+        return cos, sin

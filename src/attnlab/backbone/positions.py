@@ -5,6 +5,11 @@
   (``Tokens.positions`` of shape ``(T, 2)``) each axis gets half the channels, as in
   MAE/ViT-style 2-D sin-cos.
 - ``learned``: a trained table indexed by token index, up to ``max_len`` tokens.
+- ``rope``: rotary positions (Su et al., RoFormer): nothing is added to the tokens;
+  instead every attention layer rotates its queries and keys by angles proportional to the
+  token's coordinates (:class:`Rotary`), so a score depends on positions only through their
+  difference. With 2-D coordinates each axis rotates its own share of a head's channels
+  (axial RoPE).
 - ``none``: nothing is added; attention is then permutation-equivariant.
 """
 
@@ -78,15 +83,64 @@ class NoPositions(nn.Module):
         return x
 
 
-POSITIONS = ("sinusoidal", "learned", "none")
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate channel pairs ``(i, i + d/2)`` of ``x`` ``(…, T, d)`` by the angles whose
+    ``cos`` and ``sin`` (broadcastable to ``x``) :meth:`Rotary.forward` gives."""
+    first, second = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-second, first], dim=-1) * sin
+
+
+class Rotary(nn.Module):
+    """Rotary position angles for heads of ``head_dim`` channels.
+
+    Channel pair ``(i, i + d/2)`` of a head turns by ``p * base ** (-2 i / d)`` for a token
+    at coordinate ``p``; with ``A`` coordinate axes each axis gets ``d / A`` of the channels
+    (``d / (2A)`` pairs). It has no weights: the encoder makes one and hands its angles to
+    every attention layer.
+
+    Args:
+        head_dim: channels per head ``d``; must be even.
+        base: the frequency base.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ConfigError(
+                f"backbone.positions=rope needs an even head size, but backbone.dim / backbone.heads = {head_dim}; "
+                "change dim or heads, or choose positions from sinusoidal, learned, none"
+            )
+        self.head_dim = head_dim
+        self.base = base
+
+    def forward(self, coords: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """``cos`` and ``sin`` ``(B or 1, 1, T, d)`` for coordinates ``(T, A)`` or ``(B, T, A)``."""
+        axes = coords.shape[-1]
+        if self.head_dim % (2 * axes):
+            raise ConfigError(
+                f"backbone.positions=rope over {axes} coordinate axes needs a head size divisible by {2 * axes}, "
+                f"got {self.head_dim}; change backbone.dim or backbone.heads"
+            )
+        pairs = self.head_dim // (2 * axes)
+        freqs = self.base ** (-torch.arange(pairs, device=coords.device, dtype=torch.float32) / pairs)
+        angles = (coords.float().unsqueeze(-1) * freqs).flatten(-2)  # (…, T, d/2): axis-major
+        angles = torch.cat([angles, angles], dim=-1)  # (…, T, d): pair (i, i + d/2) shares angle i
+        if angles.dim() == 2:
+            angles = angles[None]  # (1, T, d)
+        angles = angles[:, None]  # (B or 1, 1, T, d)
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+POSITIONS = ("sinusoidal", "learned", "rope", "none")
 
 
 def build_positions(kind: str, dim: int, max_len: int) -> nn.Module:
-    """The positional encoding named ``kind`` (one of :data:`POSITIONS`)."""
+    """The additive positional encoding named ``kind`` (one of :data:`POSITIONS`); ``rope``
+    adds nothing here (the encoder's :class:`Rotary` does the work)."""
     if kind == "sinusoidal":
         return SinusoidalPositions(dim)
     if kind == "learned":
         return LearnedPositions(dim, max_len)
-    if kind == "none":
+    if kind in ("none", "rope"):  # rope rotates queries and keys inside attention instead
         return NoPositions()
     raise ConfigError(f"backbone.positions={kind!r} is unknown; choose one of {', '.join(POSITIONS)}")

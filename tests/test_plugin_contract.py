@@ -23,20 +23,46 @@ def test_plugin_meets_the_contract(name):
 
 
 @pytest.mark.parametrize(
-    ("tokens", "detail"),
+    ("tokens", "check", "detail"),
     [
-        (Tokens(torch.zeros(2, 3, 8), torch.ones(2, 3)), "pad_mask must be bool"),
-        (Tokens(torch.zeros(2, 3, 8), torch.ones(2, 4, dtype=torch.bool)), "pad_mask must be (B, T)"),
-        (Tokens(torch.zeros(2, 3, 8), torch.tensor([[1, 0, 0], [0, 0, 0]], dtype=torch.bool)), "at least one real"),
-        (Tokens(torch.zeros(2, 3, 4), torch.ones(2, 3, dtype=torch.bool)), "expected x of shape (2, T, 8)"),
-        ("not tokens", "must return attnlab.Tokens"),
+        (Tokens(torch.zeros(2, 3, 8), torch.ones(2, 3)), "pad mask", "expected pad_mask to be bool"),
+        (Tokens(torch.zeros(2, 3, 8), torch.ones(2, 4, dtype=torch.bool)), "pad mask", "shape (B, T) = (2, 3)"),
+        (
+            Tokens(torch.zeros(2, 3, 8), torch.tensor([[1, 0, 0], [0, 0, 0]], dtype=torch.bool)),
+            "pad mask",
+            "at least one real token (True) per example, got none in examples [1]",
+        ),
+        (Tokens(torch.zeros(2, 3, 4), torch.ones(2, 3, dtype=torch.bool)), "tokens", "expected x of shape (2, T, 8)"),
+        (Tokens(torch.zeros(2, 3, 8, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool)), "tokens", "float"),
+        (Tokens(torch.full((2, 3, 8), torch.nan), torch.ones(2, 3, dtype=torch.bool)), "tokens", "finite"),
+        (
+            Tokens(torch.zeros(2, 3, 8), torch.ones(2, 3, dtype=torch.bool), torch.zeros(4, 2)),
+            "tokens",
+            "positions must be (T, A)",
+        ),
+        ("not tokens", "tokens", "must return attnlab.Tokens"),
     ],
 )
-def test_contract_violations_are_named(tokens, detail):
+def test_contract_violations_are_named(tokens, check, detail):
     with pytest.raises(contract.ContractError) as info:
         contract.check_tokens("demo", tokens, dim=8, batch_size=2)
-    assert "plugin 'demo' failed check 'tokens'" in str(info.value)
+    assert f"plugin 'demo' failed check '{check}'" in str(info.value)
     assert detail in str(info.value)
+
+
+def test_nan_in_padding_is_allowed():
+    x = torch.zeros(2, 3, 8)
+    x[1, 2] = torch.nan
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    contract.check_tokens("demo", Tokens(x, mask), dim=8, batch_size=2)
+
+
+def test_an_inverted_pad_mask_is_caught_through_the_input_lengths():
+    real_first = torch.tensor([[True, True, True], [True, False, False]])
+    lengths = torch.tensor([30, 10])
+    contract.check_pad_mask("demo", Tokens(torch.zeros(2, 3, 8), real_first), lengths)
+    with pytest.raises(contract.ContractError, match=r"check 'pad mask'.*length 30 has 1, one of length 10 has 2"):
+        contract.check_pad_mask("demo", Tokens(torch.zeros(2, 3, 8), ~real_first | torch.eye(2, 3).bool()), lengths)
 
 
 def test_unknown_modality_lists_the_known_ones():

@@ -9,6 +9,7 @@ it never takes the others down.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -16,6 +17,9 @@ from pathlib import Path
 from attnlab.errors import ConfigError
 
 GROUP = "attnlab.plugins"
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+"""A plugin name: lowercase, a Python identifier (its package is ``attnlab_<name>``)."""
 
 
 @dataclass(frozen=True)
@@ -57,19 +61,37 @@ def _source(ep: EntryPoint) -> str:
     return f"{where} ({ep.value})"
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def problems(plugin: Plugin) -> list[str]:
+    """What is wrong with a plugin's declaration, found without running it."""
+    found = []
+    if not NAME_PATTERN.fullmatch(plugin.name):
+        found.append(f"name {plugin.name!r} is not lowercase letters, digits and '_' starting with a letter")
+    modality = Path(plugin.config_dir) / "modality" / f"{plugin.name}.yaml"
+    if not modality.is_file():
+        found.append(f"missing config {modality}")
+    for kind, classes in (("frontends", plugin.frontends), ("datamodules", plugin.datamodules)):
+        if not isinstance(classes, tuple) or not all(isinstance(c, type) for c in classes):
+            found.append(f"{kind} must be a tuple of classes, got {classes!r}")
+    return found
+
+
 def _load(ep: EntryPoint) -> PluginRecord:
     source = _source(ep)
     try:
         obj = ep.load()
-    except Exception as exc:  # a broken plugin must not break discovery
-        return PluginRecord(ep.name, source, error=f"import failed: {type(exc).__name__}: {exc}")
+    except (Exception, SystemExit) as exc:  # a broken plugin must not break discovery
+        return PluginRecord(ep.name, source, error=_one_line(f"import failed: {type(exc).__name__}: {exc}"))
     if not isinstance(obj, Plugin):
         return PluginRecord(ep.name, source, error=f"{ep.value} is a {type(obj).__name__}, not an attnlab Plugin")
     if obj.name != ep.name:
         return PluginRecord(ep.name, source, error=f"entry point is named {ep.name!r} but the plugin says {obj.name!r}")
-    modality = Path(obj.config_dir) / "modality" / f"{obj.name}.yaml"
-    if not modality.is_file():
-        return PluginRecord(ep.name, source, error=f"missing config {modality}")
+    found = problems(obj)
+    if found:
+        return PluginRecord(ep.name, source, error=_one_line("; ".join(found)))
     return PluginRecord(ep.name, source, plugin=obj)
 
 

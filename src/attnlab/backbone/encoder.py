@@ -141,12 +141,12 @@ class Encoder(nn.Module):
 
     def _rotation(self, tokens: Tokens, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """Rotary ``cos``, ``sin`` ``(B or 1, 1, T', d)`` from ``Tokens.positions`` or the token
-        index; a CLS token (index 0) is not rotated, as in RoPE-ViT, so it has no position."""
+        index. A CLS token sits one step before the first token on every axis, so with 1-D
+        positions it is index 0 of the ``1 + T`` sequence, and shifting every token's
+        coordinates moves the CLS token with them."""
         coords = tokens.positions
         if coords is None:
             coords = torch.arange(tokens.x.shape[1], device=tokens.x.device)[:, None]  # (T, 1)
-        cos, sin = self.rotary(coords, dtype)  # (B or 1, 1, T, d)
         if self.cls is not None:
-            cos = torch.cat([torch.ones_like(cos[:, :, :1]), cos], dim=2)  # (B or 1, 1, 1 + T, d)
-            sin = torch.cat([torch.zeros_like(sin[:, :, :1]), sin], dim=2)
-        return cos, sin
+            coords = torch.cat([coords[..., :1, :] - 1, coords], dim=-2)  # (…, 1 + T, A)
+        return self.rotary(coords, dtype)  # (B or 1, 1, T', d)

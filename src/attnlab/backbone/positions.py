@@ -122,8 +122,9 @@ class Rotary(nn.Module):
                 f"got {self.head_dim}; change backbone.dim or backbone.heads"
             )
         pairs = self.head_dim // (2 * axes)
-        freqs = self.base ** (-torch.arange(pairs, device=coords.device, dtype=torch.float32) / pairs)
-        angles = (coords.float().unsqueeze(-1) * freqs).flatten(-2)  # (…, T, d/2): axis-major
+        precision = torch.promote_types(dtype, torch.float32)  # angles in at least float32
+        freqs = self.base ** (-torch.arange(pairs, device=coords.device, dtype=precision) / pairs)
+        angles = (coords.to(precision).unsqueeze(-1) * freqs).flatten(-2)  # (…, T, d/2): axis-major
         angles = torch.cat([angles, angles], dim=-1)  # (…, T, d): pair (i, i + d/2) shares angle i
         if angles.dim() == 2:
             angles = angles[None]  # (1, T, d)

@@ -78,18 +78,7 @@ def eval_main() -> None:
 
 
 def plugins_main() -> None:
-    """``attnlab-plugins``: the discovered modality plugins."""
-    from rich.console import Console
-    from rich.table import Table
+    """``attnlab-plugins [list | new NAME [--dir PATH] | check [NAME ...]]`` (:mod:`attnlab.plugin_cli`)."""
+    from attnlab.plugin_cli import main
 
-    from attnlab import plugins
-
-    table = Table(title="attnlab modality plugins")
-    for column in ("name", "status", "description", "source"):
-        table.add_column(column)
-    for name, record in sorted(plugins.discover().items()):
-        if record.plugin is not None:
-            table.add_row(name, "[green]ok[/]", record.plugin.description, record.source)
-        else:
-            table.add_row(name, "[red]broken[/]", record.error or "", record.source)
-    Console(soft_wrap=True).print(table)
+    raise SystemExit(main(sys.argv[1:]))

@@ -218,11 +218,18 @@ def check_pad_mask(name: str, tokens: Tokens, lengths: Tensor | None = None) -> 
 def check_backward(name: str, model: AttnlabModule, batch: Batch) -> None:
     """One forward and backward pass: the loss is finite and reaches the front-end."""
     model.train()
-    tokens = check_tokens(name, model.frontend(batch), model.backbone.dim, len(batch["target"]))
+    try:
+        output = model.frontend(batch)
+    except Exception as exc:
+        raise ContractError(name, "tokens", f"the front-end raised {_describe(exc)}") from exc
+    tokens = check_tokens(name, output, model.backbone.dim, len(batch["target"]))
     lengths = batch.get("lengths")
     check_pad_mask(name, tokens, lengths if isinstance(lengths, Tensor) else None)
-    encoded = model.backbone(tokens)
-    loss = model.head.loss(model.head(encoded), encoded.pad_mask, batch)
+    try:
+        encoded = model.backbone(tokens)
+        loss = model.head.loss(model.head(encoded), encoded.pad_mask, batch)
+    except Exception as exc:
+        raise ContractError(name, "backward", f"backbone and head on the tokens: {_describe(exc)}") from exc
     if not torch.isfinite(loss):
         raise ContractError(name, "backward", f"expected a finite loss on the first batch, got {float(loss)}")
     loss.backward()

@@ -44,11 +44,17 @@ def test_explicit_modes_win(no_credentials, monkeypatch):
 
 
 def test_redact_hides_secret_looking_keys_at_any_depth():
-    config = {"logger": {"api_key": "abc", "project": "p"}, "x": [{"token": "t", "n": 1}], "password": "pw"}
+    config = {
+        "logger": {"api_key": "abc", "project": "p", "hf_token": "h"},
+        "x": [{"token": "t", "n": 1}],
+        "password": "pw",
+        "backbone": {"cls_token": True, "pad_token": "[PAD]"},
+    }
     assert redact(config) == {
-        "logger": {"api_key": "<redacted>", "project": "p"},
+        "logger": {"api_key": "<redacted>", "project": "p", "hf_token": "<redacted>"},
         "x": [{"token": "<redacted>", "n": 1}],
         "password": "<redacted>",
+        "backbone": {"cls_token": True, "pad_token": "[PAD]"},
     }
 
 

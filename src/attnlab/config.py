@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.plugins.search_path_plugin import SearchPathPlugin
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from attnlab import plugins
@@ -36,12 +38,15 @@ class AttnlabSearchPath(SearchPathPlugin):
 
 
 def register_search_path() -> None:
-    """Make Hydra use :class:`AttnlabSearchPath` (idempotent).
+    """Make Hydra use :class:`AttnlabSearchPath` and attnlab's Optuna sweeper (idempotent).
 
-    Hydra also finds it by scanning ``hydra_plugins``; registering explicitly keeps
+    Hydra also finds them by scanning ``hydra_plugins``; registering explicitly keeps
     editable installs, whose import hooks that scan cannot see, working too.
     """
+    from hydra_plugins.attnlab_optuna import register as register_sweeper
+
     Plugins.instance().register(AttnlabSearchPath)
+    register_sweeper()
 
 
 def config_dir() -> Path:
@@ -99,9 +104,40 @@ def _from_data(key: str) -> Any:
     return _DATA_INFO[key]
 
 
+def sweep_group() -> str | None:
+    """``${sweep_group:}``: a multirun's folder relative to ``outputs/multirun`` (None in a single run)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    sweep = Path(HydraConfig.get().sweep.dir)
+    parts = sweep.parts
+    return "/".join(parts[parts.index("multirun") + 1 :]) if "multirun" in parts[:-1] else sweep.name
+
+
+def job_label() -> str | None:
+    """``${job_label:}``: the job's overrides as one string, e.g. ``backbone=small,seed=2``."""
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().job.override_dirname or None
+
+
+def mixed_precision() -> str:
+    """``${mixed_precision:}``: ``bf16-mixed`` where the GPU supports it, else full precision."""
+    import torch
+
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("from_data"):
-        OmegaConf.register_new_resolver("from_data", _from_data)
+    """Registers ``from_data``, ``sweep_group``, ``job_label`` and ``mixed_precision`` (idempotent)."""
+    resolvers = {
+        "from_data": _from_data,
+        "sweep_group": sweep_group,
+        "job_label": job_label,
+        "mixed_precision": mixed_precision,
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 @contextmanager

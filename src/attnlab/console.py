@@ -1,4 +1,4 @@
-"""What a run shows in the terminal: the config tree at start, the results at the end."""
+"""What runs and sweeps show in the terminal: the config tree, the results, a sweep's report."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
+
+from attnlab.report import Report
 
 _console = Console(stderr=False, soft_wrap=True)
 
@@ -48,3 +51,32 @@ def print_results(title: str, metrics: Mapping[str, float], run_dir: Path) -> No
         table.add_row(key, f"{metrics[key]:.4f}")
     _console.print(table)
     _console.print(f"run folder: {run_dir}")
+
+
+def print_report(report: Report) -> None:
+    """A sweep's jobs as a table, failed jobs' errors below it, then mean ± std per setting."""
+    table = Table(title=f"sweep {report.sweep}")
+    table.add_column("job", justify="right")
+    for key in [*report.keys, *report.columns]:
+        table.add_column(key, justify="right" if key in report.columns else "left", min_width=min(len(key), 14))
+    table.add_column("status")
+    styles = {"completed": "green", "failed": "red", "running": "yellow"}
+    for job in report.jobs:
+        metrics = [_cell(job.metrics.get(c)) for c in report.columns]
+        status = f"[{styles.get(job.status, 'magenta')}]{job.status}[/]"
+        table.add_row(job.name, *[escape(job.overrides.get(k, "")) for k in report.keys], *metrics, status)
+    console = Console(soft_wrap=True, width=max(_console.width, 160)) if not _console.is_terminal else _console
+    console.print(table)
+    for job in report.failed:
+        console.print(f"[red]job {job.name} failed[/]: {escape(job.error or 'no error recorded')}")
+    if report.seeded:
+        summary = Table(title=f"{report.metric} over seeds")
+        for column in ("setting", "mean", "std", "seeds"):
+            summary.add_column(column, justify="left" if column == "setting" else "right")
+        for s in report.settings():
+            summary.add_row(escape(s.label), f"{s.mean:.4f}", f"{s.std:.4f}", str(len(s.values)))
+        console.print(summary)
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 from torchmetrics.text import CharErrorRate
 
 from attnlab.errors import ConfigError
@@ -69,6 +69,10 @@ class SequenceHead(nn.Module):
     def metrics(self) -> MetricCollection:
         return MetricCollection({"acc": MulticlassAccuracy(self.num_classes, average="micro")})
 
+    def confusion(self) -> Metric:
+        """The test-time confusion matrix, fed by :meth:`for_metrics`."""
+        return MulticlassConfusionMatrix(self.num_classes)
+
 
 class TokenHead(nn.Module):
     """One label per token; targets equal to ``IGNORE_INDEX`` (padding) are left out.
@@ -116,6 +120,10 @@ class TokenHead(nn.Module):
                 "f1": MulticlassF1Score(self.num_classes, average="macro"),
             }
         )
+
+    def confusion(self) -> Metric:
+        """The test-time confusion matrix over real tokens, fed by :meth:`for_metrics`."""
+        return MulticlassConfusionMatrix(self.num_classes)
 
 
 BLANK = 0
@@ -184,3 +192,7 @@ class CTCHead(nn.Module):
 
     def metrics(self) -> MetricCollection:
         return MetricCollection({"cer": CharErrorRate()})
+
+    def confusion(self) -> None:
+        """Label sequences have no confusion matrix."""
+        return None

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from attnlab.backbone import Encoder
+from attnlab.backbone import Backbone
 from attnlab.errors import ConfigError
 from attnlab.types import Batch, Encoded
 
@@ -36,7 +36,7 @@ class AttnlabModule(pl.LightningModule):
     def __init__(
         self,
         frontend: nn.Module,
-        backbone: Encoder,
+        backbone: Backbone,
         head: nn.Module,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
@@ -54,6 +54,8 @@ class AttnlabModule(pl.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.test_confusion = head.confusion()
+        self.flops_per_batch: int | None = None  # read by Lightning's ThroughputMonitor (None: not measured)
         self._encode = torch.compile(self._encode_eager) if compile else self._encode_eager
 
     def _encode_eager(self, batch: Batch) -> tuple[Tensor, Encoded]:
@@ -71,9 +73,13 @@ class AttnlabModule(pl.LightningModule):
         logits, encoded = self(batch)
         loss = self.head.loss(logits, encoded.pad_mask, batch)
         metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(*self.head.for_metrics(logits.detach(), encoded.pad_mask, batch))
+        outputs = self.head.for_metrics(logits.detach(), encoded.pad_mask, batch)
+        metrics.update(*outputs)
+        if stage == "test" and self.test_confusion is not None:
+            self.test_confusion.update(*outputs)
         size = len(batch["target"])
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size)
+        per_step, sync = stage == "train", stage != "train"  # epoch values averaged over DDP ranks
+        self.log(f"{stage}/loss", loss, on_step=per_step, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=sync)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         return loss
 

@@ -21,7 +21,10 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from attnlab.errors import ConfigError
 
 MODES = ("auto", "online", "offline", "disabled")
-_SECRET = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+_SECRET = re.compile(
+    r"api[_-]?key|secret|passw(or)?d|credential|^token$|(auth|access|api|hf|bearer|refresh)[_-]?token$", re.IGNORECASE
+)
+"""Config keys whose values never reach a logger (``cls_token`` or ``pad_token`` are not secrets)."""
 
 
 def has_api_key() -> bool:
@@ -83,8 +86,13 @@ def redact(config: Any) -> Any:
     return config
 
 
-def finish(loggers: Iterable[Logger]) -> None:
-    """Close every W&B run this job opened, so the next job starts its own."""
+def finish(loggers: Iterable[Logger], failed: bool = False) -> None:
+    """Close every W&B run this job opened, so the next job starts its own.
+
+    Args:
+        loggers: the job's loggers.
+        failed: mark the W&B run as failed (exit code 1) rather than finished.
+    """
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
+            logger.experiment.finish(exit_code=1 if failed else 0)

@@ -12,6 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab import tracking
@@ -83,15 +84,17 @@ def train(cfg: DictConfig) -> float | None:
     log.info("data: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
     with data_info(info):
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-        print_config_tree(resolved)
+        if rank_zero_only.rank == 0:  # DDP ranks > 0 re-run this job in the same folder
+            print_config_tree(resolved)
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         if resume_from is not None:
             check_resumable(Path(settings.ckpt_path), resume_from, resolved)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         model = build_model(cfg, compile=settings.compile)
         callbacks = [*build_callbacks(cfg), EmbedRunConfig(resolved, info)]
         loggers = build_named(cfg.get("logger"))
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
+    failed = True
     try:
         for logger in loggers:
             logger.log_hyperparams(tracking.redact(resolved))
@@ -104,11 +107,14 @@ def train(cfg: DictConfig) -> float | None:
             best_path = getattr(best, "best_model_path", "") if best is not None else ""
             results = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
             metrics.update(scalar_metrics(results[0] if results else {}, ("test/",)))
-        write_metrics(run_dir / "metrics.json", metrics)
-        log.info("metrics: %s", json.dumps(metrics))
+        if trainer.is_global_zero:
+            write_metrics(run_dir / "metrics.json", metrics)
+            log.info("metrics: %s", json.dumps(metrics))
+        failed = False
     finally:
-        tracking.finish(loggers)
+        tracking.finish(loggers, failed=failed)
 
-    print_results("final metrics", metrics, run_dir)
+    if trainer.is_global_zero:
+        print_results("final metrics", metrics, run_dir)
     value = metrics.get(settings.optimized_metric)
     return None if value is None or math.isnan(value) else value

@@ -16,6 +16,11 @@ Batch = dict[str, Any]
 """A collated batch: ``inputs`` (modality-specific), ``target``, optionally ``lengths``."""
 
 
+def batch_size(batch: Batch) -> int:
+    """The number of examples in ``batch`` (for throughput)."""
+    return len(batch["target"])
+
+
 @dataclass
 class Tokens:
     """A batch of token sequences.

@@ -1,0 +1,70 @@
+"""The test-time confusion matrix: a CSV and a PNG in the run folder, an image in W&B."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+
+def class_names(datamodule: object, n: int) -> list[str]:
+    """The datamodule's ``class_names`` when it has ``n`` of them, else ``0 .. n-1``."""
+    names = getattr(datamodule, "class_names", None)
+    if names is not None and len(names) == n:
+        return [str(name) for name in names]
+    return [str(i) for i in range(n)]
+
+
+def write_csv(matrix: Tensor, names: list[str], path: Path) -> None:
+    """Rows are true classes, columns predicted ones."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *names])
+        for name, row in zip(names, matrix.tolist()):
+            writer.writerow([name, *row])
+
+
+class ConfusionMatrix(pl.Callback):
+    """Writes the head's test confusion matrix (heads without one, e.g. CTC, are skipped).
+
+    Args:
+        dirpath: the run folder; files are ``confusion_matrix.csv`` and ``.png``.
+        max_labels: up to this many classes the plot names them and prints the counts.
+    """
+
+    def __init__(self, dirpath: str, max_labels: int = 30) -> None:
+        self.dirpath = Path(dirpath)
+        self.max_labels = max_labels
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metric = getattr(pl_module, "test_confusion", None)
+        if metric is None or not metric.update_called:
+            return
+        matrix = metric.compute().cpu()  # (C, C), summed over DDP ranks
+        metric.reset()
+        if not trainer.is_global_zero:
+            return
+        names = class_names(trainer.datamodule, matrix.shape[0])
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        write_csv(matrix, names, self.dirpath / "confusion_matrix.csv")
+        png = self.dirpath / "confusion_matrix.png"
+        self._plot(metric, matrix, names, png)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="test/confusion_matrix", images=[str(png)])
+        log.info("confusion matrix: %s", png)
+
+    def _plot(self, metric: object, matrix: Tensor, names: list[str], path: Path) -> None:
+        import matplotlib.pyplot as plt
+
+        labeled = len(names) <= self.max_labels
+        fig, ax = metric.plot(val=matrix, add_text=labeled, labels=names if labeled else None)  # type: ignore[attr-defined]
+        ax.set_title("test confusion matrix (rows: true, columns: predicted)", fontsize=9)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)

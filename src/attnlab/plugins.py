@@ -49,6 +49,7 @@ class PluginRecord:
     source: str
     plugin: Plugin | None = None
     error: str | None = None
+    duplicate: bool = False
 
     @property
     def ok(self) -> bool:
@@ -103,12 +104,12 @@ def discover() -> dict[str, PluginRecord]:
     would make runs depend on install order.
     """
     records: dict[str, PluginRecord] = {}
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, e.value, _source(e))):
         record = _load(ep)
         if ep.name in records:
             first = records[ep.name]
             error = f"registered twice: by {first.source} and by {record.source}"
-            records[ep.name] = PluginRecord(ep.name, f"{first.source}; {record.source}", error=error)
+            records[ep.name] = PluginRecord(ep.name, f"{first.source}; {record.source}", error=error, duplicate=True)
             continue
         records[ep.name] = record
     return records
@@ -126,7 +127,8 @@ def get(name: str) -> Plugin:
     if record is not None and record.plugin is not None:
         return record.plugin
     if record is not None:
-        raise ConfigError(f"modality plugin {name!r} is broken: {record.error}")
+        origin = "" if record.duplicate else f" (from {record.source})"
+        raise ConfigError(f"modality plugin {name!r} is broken: {record.error}{origin}")
     known = ", ".join(sorted(available())) or "none"
     raise ConfigError(f"unknown modality {name!r}; known modalities: {known} (see `attnlab-plugins`)")
 

@@ -1,0 +1,150 @@
+"""``attnlab-plugins new``: the generated package installs, is discovered, passes its checks and trains.
+
+The end-to-end test installs the generated package into this environment
+(``pip install -e --no-deps --no-build-isolation``) and uninstalls it in a ``finally``;
+entry points of a fresh install are seen by new processes, so everything after the
+install runs in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attnlab import plugin_cli, scaffold
+from attnlab.errors import ConfigError
+from conftest import BIN, FAST
+
+NAME = "scaffold_probe"
+DIST = "attnlab-scaffold-probe"
+
+
+def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "COLUMNS": "300"}
+    return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_package_has_every_file_and_no_placeholder_left(tmp_path):
+    written = scaffold.scaffold("sensor_rows", tmp_path / "pkg")
+    rel = sorted(p.relative_to(tmp_path / "pkg").as_posix() for p in written)
+    assert rel == sorted(
+        [
+            "README.md",
+            "pyproject.toml",
+            "src/attnlab_sensor_rows/__init__.py",
+            "src/attnlab_sensor_rows/conf/data/sensor_rows_toy.yaml",
+            "src/attnlab_sensor_rows/conf/experiment/sensor_rows_long.yaml",
+            "src/attnlab_sensor_rows/conf/modality/sensor_rows.yaml",
+            "src/attnlab_sensor_rows/data.py",
+            "src/attnlab_sensor_rows/frontend.py",
+            "tests/test_contract.py",
+        ]
+    )
+    text = {p.name: p.read_text() for p in written}
+    assert not any("{{" in t for t in text.values())
+    assert 'sensor_rows = "attnlab_sensor_rows:plugin"' in text["pyproject.toml"]
+    assert 'name = "attnlab-sensor-rows"' in text["pyproject.toml"]
+    assert "channels: ${from_data:channels}" in text["sensor_rows.yaml"]
+    assert 'run_checks("sensor_rows")' in text["test_contract.py"]
+    assert "class SensorRowsFrontend" in text["frontend.py"]
+
+
+def test_the_generated_code_passes_ruff(tmp_path):
+    scaffold.scaffold("lint_me", tmp_path / "pkg")
+    for args in (["check"], ["format", "--check"]):
+        result = run(str(BIN / "ruff"), *args, str(tmp_path / "pkg"), cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_unknown_placeholder_is_a_template_bug():
+    with pytest.raises(KeyError, match=r"\{\{nope\}\} has no value"):
+        scaffold.render("a {{nope}} b", {"name": "x"})
+    assert scaffold.render("${from_data:x} {{name}}", {"name": "y"}) == "${from_data:x} y"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Bad-Name", "invalid plugin name 'Bad-Name': use lowercase letters"),
+        ("9lives", "invalid plugin name '9lives'"),
+        ("class", "invalid plugin name 'class'"),
+        ("vision", "a plugin named 'vision' is already installed (attnlab 0.1.0"),
+    ],
+)
+def test_names_that_cannot_work_are_refused(name, message, tmp_path):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        scaffold.scaffold(name, tmp_path / "pkg")
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_a_folder_that_is_not_empty_is_left_alone(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mine.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="exists and is not an empty folder; choose another with --dir"):
+        scaffold.scaffold("fresh", tmp_path / "pkg")
+    assert [p.name for p in (tmp_path / "pkg").iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["new", "Bad"], "attnlab-plugins: error: invalid plugin name 'Bad'"),
+        (["new"], "attnlab-plugins: error: the following arguments are required: name"),
+        (
+            ["check", "nope"],
+            "attnlab-plugins: error: unknown plugin 'nope'; installed plugins: cnn, speech, text, vision",
+        ),
+        (["frobnicate"], "attnlab-plugins: error: argument {list,new,check}: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        plugin_cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(message), err
+
+
+def test_the_console_script_prints_no_traceback(tmp_path):
+    result = run(str(BIN / "attnlab-plugins"), "new", "Bad-Name", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("attnlab-plugins: error: invalid plugin name") and "Traceback" not in result.stderr
+
+
+def test_new_plugin_installs_lists_checks_trains_and_tests(tmp_path):
+    pkg = tmp_path / DIST
+    result = run(str(BIN / "attnlab-plugins"), "new", NAME, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"pip install -e {DIST}" in result.stdout and (pkg / "pyproject.toml").is_file()
+    pip = [sys.executable, "-m", "pip"]
+    installed = run(*pip, "install", "-q", "-e", str(pkg), "--no-deps", "--no-build-isolation", cwd=tmp_path)
+    try:
+        assert installed.returncode == 0, installed.stderr
+        listed = run(str(BIN / "attnlab-plugins"), "list", cwd=tmp_path)
+        row = next(line for line in listed.stdout.splitlines() if line.startswith(f"│ {NAME} "))
+        assert " ok " in row and f"{DIST} 0.1.0 (attnlab_{NAME}:plugin)" in row, listed.stdout
+
+        checked = run(str(BIN / "attnlab-plugins"), "check", NAME, cwd=tmp_path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert checked.stdout.startswith(f"ok   {NAME}: 7 checks passed")
+
+        run_dir = tmp_path / "run"
+        args = [f"modality={NAME}", *FAST, "logger=csv", f"hydra.run.dir={run_dir}"]
+        trained = run(str(BIN / "attnlab"), *args, cwd=tmp_path)
+        assert trained.returncode == 0, trained.stderr[-3000:]
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert {"train/loss", "val/acc", "test/acc"} <= set(metrics)
+
+        tested = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=pkg)
+        assert tested.returncode == 0, tested.stdout[-3000:]
+        assert "2 passed" in tested.stdout
+    finally:
+        removed = run(*pip, "uninstall", "-y", "-q", DIST, cwd=tmp_path)
+        assert removed.returncode == 0, removed.stderr
+    assert NAME not in run(str(BIN / "attnlab-plugins"), cwd=tmp_path).stdout

@@ -45,6 +45,7 @@ class RunSettings:
         optimized_metric: the metric the run returns (for sweepers) and ranks by.
         task_name: ``train`` or ``eval``; the W&B job type.
         tags: W&B tags.
+        attention_maps: build ``callbacks.attention_maps`` (off: not built at all).
     """
 
     seed: int | None = None
@@ -54,6 +55,7 @@ class RunSettings:
     optimized_metric: str = "val/acc"
     task_name: str = "train"
     tags: list[str] = field(default_factory=list)
+    attention_maps: bool = False
 
 
 def run_settings(cfg: DictConfig) -> RunSettings:
@@ -97,9 +99,17 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The configured callbacks, minus a progress bar or model summary the trainer turns off.
 
     Lightning refuses ``enable_progress_bar=false`` next to a progress-bar callback; here
-    ``trainer.enable_progress_bar=false`` simply means no bar.
+    ``trainer.enable_progress_bar=false`` simply means no bar. ``callbacks.attention_maps``
+    is built only with ``attention_maps=true``, so the normal path keeps its fused attention.
     """
-    callbacks = build_named(cfg.get("callbacks"))
+    node = cfg.get("callbacks")
+    maps = node.get("attention_maps") if node is not None else None
+    if cfg.get("attention_maps", False):
+        if maps is None or "_target_" not in maps:
+            raise ConfigError("attention_maps=true needs callbacks.attention_maps; keep explain=attention_maps")
+    elif maps is not None:
+        node = {k: v for k, v in node.items() if k != "attention_maps"}
+    callbacks = build_named(node)
     off: list[type] = []
     if cfg.trainer.get("enable_progress_bar") is False:
         off.append(ProgressBar)

@@ -1,6 +1,7 @@
-"""Lightning callbacks that make runs safe to interrupt and to resume."""
+"""Lightning callbacks: safe interruption and resuming, a NaN guard, attention maps."""
 
+from attnlab.callbacks.attention_maps import AttentionMaps
 from attnlab.callbacks.guards import EmbedRunConfig, InterruptCheckpoint, NonFiniteGuard
 from attnlab.callbacks.model_stats import ModelStats
 
-__all__ = ["EmbedRunConfig", "InterruptCheckpoint", "ModelStats", "NonFiniteGuard"]
+__all__ = ["AttentionMaps", "EmbedRunConfig", "InterruptCheckpoint", "ModelStats", "NonFiniteGuard"]

@@ -30,7 +30,7 @@ def token_name(tokenizer: TextTokenizer, token_id: int) -> str:
     if token_id < len(SPECIALS):
         return SPECIALS[token_id]
     text = tokenizer.decode([token_id]).strip()
-    if not text or not text.isprintable():
+    if not text or not text.isprintable() or "\ufffd" in text:  # e.g. one byte of a multi-byte character
         return f"#{token_id}"
     return text if len(text) <= MAX_NAME else text[: MAX_NAME - 1] + "…"
 

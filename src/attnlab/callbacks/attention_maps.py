@@ -191,16 +191,15 @@ class AttentionMaps(pl.Callback):
             raise ValueError(
                 f"the attention view named {len(names)} tokens, the example has {example.rollout.shape[0]}"
             )
+        cls = " (token 0: CLS)" if names is None and example.has_cls else ""
         last = example.weights.shape[0] - 1
         for layer, weights in enumerate(example.weights):
-            yield (
-                f"layer{layer}_mean",
-                heatmap(weights.mean(0), names, f"example {index}, layer {layer}, mean of heads"),
-            )
+            title = f"example {index}, layer {layer}, mean of heads{cls}"
+            yield f"layer{layer}_mean", heatmap(weights.mean(0), names, title)
         for head in range(min(self.max_heads, example.weights.shape[1])):
-            title = f"example {index}, layer {last}, head {head}"
+            title = f"example {index}, layer {last}, head {head}{cls}"
             yield f"layer{last}_head{head}", heatmap(example.weights[last, head], names, title)
-        yield "rollout", heatmap(example.rollout, names, f"example {index}, attention rollout")
+        yield "rollout", heatmap(example.rollout, names, f"example {index}, attention rollout{cls}")
         overlay = self.view.overlay(batch, index, example) if self.view is not None else None
         if overlay is not None:
             yield "view", overlay

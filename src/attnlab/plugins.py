@@ -96,6 +96,11 @@ def _load(ep: EntryPoint) -> PluginRecord:
     return PluginRecord(ep.name, source, plugin=obj)
 
 
+def registered() -> dict[str, str]:
+    """Names registered under ``attnlab.plugins`` and their sources, without importing any plugin."""
+    return {ep.name: _source(ep) for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, e.value))}
+
+
 @functools.cache
 def discover() -> dict[str, PluginRecord]:
     """All plugins registered under ``attnlab.plugins``, by name, broken ones included.

@@ -46,9 +46,9 @@ def check_name(name: str) -> None:
             f"invalid plugin name {name!r}: use lowercase letters, digits and '_', starting with a letter "
             "(it becomes the Python package attnlab_<name>)"
         )
-    record = plugins.discover().get(name)
-    if record is not None:
-        raise ConfigError(f"a plugin named {name!r} is already installed ({record.source}); choose another name")
+    source = plugins.registered().get(name)
+    if source is not None:
+        raise ConfigError(f"a plugin named {name!r} is already installed ({source}); choose another name")
 
 
 def values(name: str) -> dict[str, str]:

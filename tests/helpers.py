@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import torch
 
 from attnlab.types import Batch, Tokens
@@ -23,3 +28,30 @@ class PoisonedPatchEmbed(PatchEmbed):
             if self.calls > self.poison_after:
                 tokens.x = tokens.x * torch.nan
         return tokens
+
+
+def wandb_records(path: Path) -> Iterator[Any]:
+    """The records of an offline W&B run file (``run-*.wandb``), read independently of wandb's SDK.
+
+    The file is a LevelDB-style log: a 7-byte header, then 32 KiB blocks of chunks, each
+    ``crc32 (4) | length (2, little-endian) | type (1)`` then data; types FULL=1, FIRST=2,
+    MIDDLE=3, LAST=4; a block's tail shorter than a chunk header is padding.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    pos, pending = 7, b""
+    while pos + 7 <= len(data):
+        left = 32768 - pos % 32768
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if left < 7 or (length == 0 and kind == 0):
+            pos += left
+            continue
+        pending += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record

@@ -29,8 +29,10 @@ COMPONENTS = (
     "callbacks",
     "logger",
     "paths",
+    "hparams_search",
 )
-"""Top-level config nodes that are built into objects (or, for ``paths``, interpolated)."""
+"""Top-level config nodes that are built into objects (or, for ``paths`` and
+``hparams_search``, interpolated: the latter into ``hydra.sweeper``)."""
 
 
 @dataclass(frozen=True)

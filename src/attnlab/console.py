@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from attnlab.report import Report
+from attnlab.report import Report, short
 
 _console = Console(stderr=False, soft_wrap=True)
 
@@ -64,7 +64,7 @@ def print_report(report: Report) -> None:
     for job in report.jobs:
         metrics = [_cell(job.metrics.get(c)) for c in report.columns]
         status = f"[{styles.get(job.status, 'magenta')}]{job.status}[/]"
-        table.add_row(job.name, *[escape(job.overrides.get(k, "")) for k in report.keys], *metrics, status)
+        table.add_row(job.name, *[escape(short(job.overrides.get(k, ""))) for k in report.keys], *metrics, status)
     console = Console(soft_wrap=True, width=max(_console.width, 160)) if not _console.is_terminal else _console
     console.print(table)
     for job in report.failed:

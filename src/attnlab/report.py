@@ -181,7 +181,16 @@ def _fmt(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.4f}"
-    return str(value)
+    return short(str(value))
+
+
+def short(value: str) -> str:
+    """An override value for display: long floats (Optuna's) to 4 significant digits."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 and "." in value else value
 
 
 def write_csv(report: Report, path: Path) -> None:

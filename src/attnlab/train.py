@@ -21,6 +21,7 @@ from attnlab.callbacks import EmbedRunConfig
 from attnlab.checkpoints import check_resumable, read_run
 from attnlab.config import data_info
 from attnlab.console import print_config_tree, print_results
+from attnlab.distributed import end_process_group
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ def train(cfg: DictConfig) -> float | None:
         failed = False
     finally:
         tracking.finish(loggers, failed=failed)
+        end_process_group()
 
     if trainer.is_global_zero:
         print_results("final metrics", metrics, run_dir)

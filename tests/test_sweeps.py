@@ -1,0 +1,196 @@
+"""Sweeps as users launch them: multirun folders, failures, W&B grouping, the report, Optuna, launchers, DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+
+from attnlab import config
+from conftest import BIN
+from helpers import wandb_records
+
+TINY = [
+    "debug=limit",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+    "callbacks.throughput.window_size=2",
+    "data.batch_size=16",
+    "backbone.dim=32",
+    "backbone.depth=1",
+]
+
+
+def attnlab(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    environment.pop("WANDB_MODE", None)  # mode=auto: offline, as there is no API key
+    return subprocess.run([str(BIN / "attnlab"), *args], cwd=cwd, env=environment, capture_output=True, text=True)
+
+
+def jobs(sweep: Path) -> list[Path]:
+    return sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def wandb_run(job: Path) -> tuple[object, set[str], int]:
+    """The run record, the history keys and the exit code of the job's one offline W&B run."""
+    (path,) = job.glob("wandb/offline-run-*/run-*.wandb")
+    run, keys, exit_code = None, set(), None
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+        elif kind == "history":
+            keys |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+        elif kind == "exit":
+            exit_code = record.exit.exit_code
+    return run, keys, exit_code
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A 2x2 sweep (heads x seed), run once for the tests below."""
+    cwd = tmp_path_factory.mktemp("grid")
+    result = attnlab("-m", *TINY, "backbone.heads=1,2", "seed=1,2", cwd=cwd)
+    (sweep,) = (cwd / "outputs" / "multirun").glob("*/*")
+    return sweep, result
+
+
+def test_a_2x2_sweep_gives_four_jobs_with_metrics(grid):
+    sweep, result = grid
+    assert result.returncode == 0, result.stderr[-3000:]
+    folders = jobs(sweep)
+    assert [p.name for p in folders] == ["0", "1", "2", "3"]
+    for job in folders:
+        assert {"val/acc", "test/acc"} <= set(json.loads((job / "metrics.json").read_text()))
+        assert json.loads((job / "job.json").read_text())["status"] == "completed"
+
+
+def test_each_job_is_its_own_wandb_run_grouped_by_the_sweep(grid):
+    sweep, _ = grid
+    runs = [wandb_run(job) for job in jobs(sweep)]
+    assert len({run.run_id for run, _, _ in runs}) == 4
+    assert {run.run_group for run, _, _ in runs} == {"/".join(sweep.parts[-2:])}
+    names = [run.display_name for run, _, _ in runs]
+    for name, (heads, seed) in zip(names, [(1, 1), (1, 2), (2, 1), (2, 2)]):
+        assert f"backbone.heads={heads}" in name and f"seed={seed}" in name
+    for run, keys, exit_code in runs:
+        assert run.job_type == "train" and exit_code == 0
+        assert {"train/lr", "val/acc", "test/acc", "train/device/samples_per_sec"} <= keys
+        assert any(k.startswith("test/confusion_matrix") for k in keys)
+
+
+def test_report_has_one_row_per_job_and_a_plot(grid):
+    sweep, _ = grid
+    (sweep / "report.csv").unlink()  # written at the end of the sweep; the command writes it again
+    result = subprocess.run([str(BIN / "attnlab-report"), str(sweep)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((sweep / "report.csv").open()))
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
+    assert [(r["backbone.heads"], r["seed"]) for r in rows] == [("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
+    for row, job in zip(rows, jobs(sweep)):
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert float(row["val/acc"]) == pytest.approx(metrics["val/acc"])
+        assert row["status"] == "completed"
+    assert (sweep / "report.png").stat().st_size > 0
+    md = (sweep / "report.md").read_text()
+    assert "val/acc over seeds" in md and "backbone.heads=1" in md
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
+    result = attnlab("-m", *TINY, "backbone.heads=2,3", f"hydra.sweep.dir={tmp_path}", "logger=csv", cwd=tmp_path)
+    assert result.returncode == 1  # every job ran; the exit status says one failed
+    ok, bad = jobs(tmp_path)
+    assert (ok / "metrics.json").is_file() and not (bad / "metrics.json").exists()
+    status = json.loads((bad / "job.json").read_text())
+    assert status["status"] == "failed" and "backbone.heads=3" in status["error"]
+    assert "Traceback" not in result.stderr
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [r["status"] for r in rows] == ["completed", "failed"]
+    assert "not divisible by backbone.heads=3" in rows[1]["error"]
+
+
+def test_report_of_a_running_sweep_shows_running_jobs(tmp_path):
+    for name, status in (("0", {"status": "completed", "overrides": ["seed=1"]}), ("1", None)):
+        job = tmp_path / name
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={int(name) + 1}\n")
+        if status is not None:
+            (job / "job.json").write_text(json.dumps(status))
+            (job / "metrics.json").write_text(json.dumps({"val/acc": 0.5}))
+    result = subprocess.run([str(BIN / "attnlab-report"), str(tmp_path), "--no-files"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stdout and "running" in result.stdout
+    assert not (tmp_path / "report.csv").exists()
+
+
+def test_report_of_a_folder_without_jobs_is_one_line(tmp_path):
+    result = subprocess.run([str(BIN / "attnlab-report"), str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("attnlab: error:") and "holds no jobs" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_optuna_study_persists_and_failed_trials_do_not_end_it(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search = ["hparams_search=optuna", f"hparams_search.storage={storage}", "logger=csv", *TINY]
+    first = attnlab("-m", *search, "hparams_search.n_trials=3", f"hydra.sweep.dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = (tmp_path / "a" / "optimization_results.yaml").read_text()
+    assert "best_params" in results and "n_complete: 3" in results
+    assert len(jobs(tmp_path / "a")) == 3
+
+    # The same study again: heads=3 cannot divide dim 32, so both new trials fail, and both run.
+    again = ["hparams_search.n_trials=2", "backbone.heads=3", f"hydra.sweep.dir={tmp_path / 'b'}"]
+    second = attnlab("-m", *search, *again, cwd=tmp_path)
+    assert second.returncode == 1
+    assert len(jobs(tmp_path / "b")) == 2
+    study = optuna.load_study(study_name="attnlab", storage=storage)
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert states.count(optuna.trial.TrialState.FAIL) == 2
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert all("not divisible by backbone.heads=3" in t.user_attrs["error"] for t in failed)
+
+
+SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher"
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "expected"),
+    [
+        (["launcher=slurm"], "launcher._target_", f"{SUBMITIT}.SlurmLauncher"),
+        (["launcher=slurm", "trainer.num_nodes=2"], "launcher.nodes", 2),
+        (["launcher=slurm"], "launcher.timeout_min", 240),
+        (["launcher=joblib"], "launcher._target_", f"{JOBLIB}.JoblibLauncher"),
+        (["hparams_search=optuna"], "sweeper._target_", "hydra_plugins.attnlab_optuna.sweeper.AttnlabOptunaSweeper"),
+        (["hparams_search=optuna", "hparams_search.n_trials=7"], "sweeper.n_trials", 7),
+    ],
+)
+def test_launchers_and_search_compose_without_a_cluster(overrides, key, expected):
+    with initialize_config_dir(config_dir=str(config.CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    node = cfg.hydra
+    for part in key.split("."):
+        node = node[part]
+    assert node == expected
+
+
+def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY, f"hydra.run.dir={run_dir}"]
+    result = attnlab(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr + result.stdout
+    assert {"val/acc", "test/acc"} <= set(json.loads((run_dir / "metrics.json").read_text()))
+    assert (run_dir / "train_rank1.log").is_file()  # rank 1 ran the same job, in the same folder
+    assert len(list(run_dir.glob("wandb/offline-run-*"))) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no stray run folders

@@ -194,3 +194,12 @@ def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path):
     assert (run_dir / "train_rank1.log").is_file()  # rank 1 ran the same job, in the same folder
     assert len(list(run_dir.glob("wandb/offline-run-*"))) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no stray run folders
+
+
+def test_experiment_presets_sweep_by_glob(tmp_path):
+    result = attnlab("-m", "experiment=glob(cnn_vs_vit*)", "trainer.fast_dev_run=true", "logger=csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    rows = list(csv.DictReader((sweep / "report.csv").open()))
+    assert [r["experiment"] for r in rows] == ["cnn_vs_vit_cnn", "cnn_vs_vit_vit"]
+    assert [r["status"] for r in rows] == ["completed", "completed"]

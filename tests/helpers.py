@@ -55,3 +55,11 @@ def wandb_records(path: Path) -> Iterator[Any]:
             record.ParseFromString(pending)
             pending = b""
             yield record
+
+
+class FloatMaskPatchEmbed(PatchEmbed):
+    """A patch embedding that breaks the contract: its pad mask is float, not bool."""
+
+    def forward(self, batch: Batch) -> Tokens:
+        tokens = super().forward(batch)
+        return Tokens(tokens.x, tokens.pad_mask.float(), tokens.positions)

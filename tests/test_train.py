@@ -108,3 +108,9 @@ def test_same_seed_same_run_other_seed_other_run(make_config, tmp_path):
 def test_other_loggers(logger, pattern, make_config, tmp_path):
     train(make_config(*FAST, f"logger={logger}"))
     assert list((tmp_path / "run").glob(pattern))
+
+
+def test_a_front_end_breaking_the_tokens_contract_is_named_in_one_line(make_config):
+    cfg = make_config(*FAST, "~logger", "frontend._target_=helpers.FloatMaskPatchEmbed")
+    with pytest.raises(ConfigError, match=r"front-end helpers\.FloatMaskPatchEmbed breaks the Tokens contract: .*bool"):
+        train(cfg)

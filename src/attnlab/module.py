@@ -15,7 +15,7 @@ from torch.optim import Optimizer
 
 from attnlab.backbone import Backbone
 from attnlab.errors import ConfigError
-from attnlab.types import Batch, Encoded
+from attnlab.types import Batch, Encoded, Tokens
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -57,13 +57,40 @@ class AttnlabModule(pl.LightningModule):
         self.test_confusion = head.confusion()
         self.flops_per_batch: int | None = None  # read by Lightning's ThroughputMonitor (None: not measured)
         self._encode = torch.compile(self._encode_eager) if compile else self._encode_eager
+        self._tokens_checked = False
 
     def _encode_eager(self, batch: Batch) -> tuple[Tensor, Encoded]:
         encoded = self.backbone(self.frontend(batch))
         return self.head(encoded), encoded
 
+    def _check_tokens(self, batch: Batch) -> None:
+        """Once per run: the front-end keeps the ``Tokens`` contract, or a one-line error naming it.
+
+        Runs the front-end in eval mode without gradients, so that batch-norm statistics,
+        running feature normalisation and random augmentation are left as they were.
+        """
+        training = self.frontend.training
+        self.frontend.eval()
+        try:
+            with torch.no_grad():
+                tokens = self.frontend(batch)
+        finally:
+            self.frontend.train(training)
+        try:
+            if not isinstance(tokens, Tokens):
+                raise ValueError(f"it returned a {type(tokens).__name__}, not attnlab.Tokens")
+            tokens.check()
+        except ValueError as exc:
+            name = f"{type(self.frontend).__module__}.{type(self.frontend).__qualname__}"
+            raise ConfigError(
+                f"the front-end {name} breaks the Tokens contract: {exc} (see `attnlab-plugins check`)"
+            ) from None
+        self._tokens_checked = True
+
     def forward(self, batch: Batch, return_attention: bool = False) -> tuple[Tensor, Encoded]:
         """Logits and the encoding; with ``return_attention`` the encoding holds the maps."""
+        if not self._tokens_checked:
+            self._check_tokens(batch)
         if return_attention:
             encoded = self.backbone(self.frontend(batch), return_attention=True)
             return self.head(encoded), encoded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -60,6 +61,14 @@ def test_eval_reproduces_the_test_metrics_of_the_best_checkpoint(make_config, tm
     metrics = evaluate(eval_cfg)
     assert metrics["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
     assert read_metrics(tmp_path / "run") == metrics
+
+    # The confusion matrix counts the same predictions: 2 test batches of 16, its trace the correct ones.
+    rows = list(csv.reader((tmp_path / "run" / "confusion_matrix.csv").open()))
+    assert rows[0][1:] == [str(i) for i in range(10)] and [r[0] for r in rows[1:]] == rows[0][1:]
+    matrix = torch.tensor([[int(v) for v in r[1:]] for r in rows[1:]])
+    assert int(matrix.sum()) == 32
+    assert int(matrix.trace()) / 32 == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 0
 
 
 def test_resuming_from_last_ckpt_continues_where_it_stopped(make_config, tmp_path):

@@ -40,7 +40,7 @@ class RecurrentEncoder(nn.Module):
         dropout: between recurrent layers and on the output.
         cls_token: return the final state as ``Encoded.cls``.
         attention: attention settings a modality may set for the self-attention encoder
-            (e.g. speech's ``backbone.attention.window``). A recurrent encoder has no
+            (e.g. a truncation ``backbone.attention.window``). A recurrent encoder has no
             attention, so any value other than null is an error rather than ignored.
     """
 

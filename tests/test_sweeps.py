@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from attnlab import config
@@ -203,3 +205,35 @@ def test_experiment_presets_sweep_by_glob(tmp_path):
     rows = list(csv.DictReader((sweep / "report.csv").open()))
     assert [r["experiment"] for r in rows] == ["cnn_vs_vit_cnn", "cnn_vs_vit_vit"]
     assert [r["status"] for r in rows] == ["completed", "completed"]
+
+
+def test_sweep_folders_carry_microseconds():
+    with initialize_config_dir(config_dir=str(config.CONFIG_DIR), version_base="1.3"):
+        dirs = [
+            compose(config_name="train", return_hydra_config=True).hydra.sweep.dir for _ in range(2)
+        ]  # two sweeps composed within the same second
+    assert all(re.fullmatch(r"outputs/multirun/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-\d{6}", d) for d in dirs), dirs
+    assert dirs[0] != dirs[1]
+
+
+def test_parallel_jobs_in_joblib_workers_are_separate_wandb_runs(tmp_path):
+    result = attnlab("-m", "launcher=joblib", *TINY, "seed=1,2", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = [wandb_run(job)[0] for job in jobs(tmp_path)]
+    assert len({run.run_id for run in runs}) == 2
+    assert {run.run_group for run in runs} == {tmp_path.name}
+    assert ["seed=1" in runs[0].display_name, "seed=2" in runs[1].display_name] == [True, True]
+
+
+def test_gpu_and_ddp_trainers_use_bf16_only_where_supported(monkeypatch):
+    def precision(trainer: str) -> str:
+        with initialize_config_dir(config_dir=str(config.CONFIG_DIR), version_base="1.3"):
+            return compose(config_name="train", overrides=[f"trainer={trainer}"]).trainer.precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert precision("gpu") == precision("ddp") == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert precision("gpu") == precision("ddp") == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert precision("ddp") == "32-true"

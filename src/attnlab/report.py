@@ -23,7 +23,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from attnlab.errors import ConfigError
+from attnlab.errors import AttnlabError, ConfigError
 from attnlab.jobs import read_status
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,11 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from attnlab.console import print_report
 
-        report = build_report(Path(config.hydra.sweep.dir))
+        try:
+            report = build_report(Path(config.hydra.sweep.dir))
+        except AttnlabError as exc:  # e.g. a sweep of zero jobs
+            log.warning("no sweep report: %s", exc)
+            return
         print_report(report)
         for path in write(report):
             log.info("wrote %s", path)

@@ -43,6 +43,13 @@ def test_explicit_modes_win(no_credentials, monkeypatch):
         resolve_mode("cloud")
 
 
+@pytest.mark.parametrize("value", ["", "cloud"])
+def test_a_bad_wandb_mode_in_the_environment_is_one_clear_error(no_credentials, monkeypatch, value):
+    monkeypatch.setenv("WANDB_MODE", value)
+    with pytest.raises(ConfigError, match=f"WANDB_MODE={value!r} is not a W&B mode; unset it"):
+        resolve_mode("auto")
+
+
 def test_redact_hides_secret_looking_keys_at_any_depth():
     config = {
         "logger": {"api_key": "abc", "project": "p", "hf_token": "h"},

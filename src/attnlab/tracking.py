@@ -21,6 +21,8 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from attnlab.errors import ConfigError
 
 MODES = ("auto", "online", "offline", "disabled")
+WANDB_ENV_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
+"""What wandb itself accepts in ``WANDB_MODE``; anything else fails inside ``wandb.init``."""
 _SECRET = re.compile(
     r"api[_-]?key|secret|passw(or)?d|credential|^token$|(auth|access|api|hf|bearer|refresh)[_-]?token$", re.IGNORECASE
 )
@@ -43,9 +45,14 @@ def resolve_mode(mode: str) -> str:
     """The W&B mode this run uses: an explicit ``WANDB_MODE`` wins over ``auto``."""
     if mode not in MODES:
         raise ConfigError(f"logger.wandb.mode={mode!r} is unknown; choose one of {', '.join(MODES)}")
+    env = os.environ.get("WANDB_MODE")
+    if env is not None and env not in WANDB_ENV_MODES:
+        raise ConfigError(
+            f"the environment variable WANDB_MODE={env!r} is not a W&B mode; unset it or set one of "
+            + ", ".join(WANDB_ENV_MODES)
+        )
     if mode != "auto":
         return mode
-    env = os.environ.get("WANDB_MODE")
     if env in ("online", "offline", "disabled"):
         return env
     return "online" if has_api_key() else "offline"

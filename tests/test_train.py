@@ -71,6 +71,23 @@ def test_eval_reproduces_the_test_metrics_of_the_best_checkpoint(make_config, tm
     assert (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 0
 
 
+def test_eval_draws_attention_maps_of_the_checkpoint(make_config, tmp_path):
+    train(make_config(*FAST, "logger=csv", "test=false"))
+    eval_cfg = make_config(
+        f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}", "attention_maps=true", "~logger", name="eval"
+    )
+    eval_cfg.paths.output_dir = str(tmp_path / "eval")
+    evaluate(eval_cfg)
+    drawn = sorted(p.name for p in (tmp_path / "eval" / "attention" / "test").glob("example0_*.png"))
+    assert drawn == [
+        "example0_layer0_head0.png",
+        "example0_layer0_head1.png",
+        "example0_layer0_mean.png",
+        "example0_rollout.png",
+        "example0_view.png",
+    ]
+
+
 def test_resuming_from_last_ckpt_continues_where_it_stopped(make_config, tmp_path):
     train(make_config(*FAST, "logger=csv"))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -2,7 +2,8 @@
 
 The training run's resolved config and data-derived values travel inside every
 checkpoint (``EmbedRunConfig``), so a checkpoint is enough. ``data.*`` values given to
-``attnlab-eval`` (e.g. ``+data.root=/elsewhere``) replace the stored ones.
+``attnlab-eval`` (e.g. ``+data.root=/elsewhere``) replace the stored ones. With
+``attention_maps=true`` the run's attention maps are drawn for the test.
 """
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ from attnlab.build import build_callbacks, build_datamodule, build_model, build_
 from attnlab.checkpoints import read_run
 from attnlab.config import data_info
 from attnlab.console import print_results
+from attnlab.errors import ConfigError
 from attnlab.train import scalar_metrics, write_metrics
 
 log = logging.getLogger(__name__)
+
+
+def attention_maps(train_cfg: DictConfig, run_dir: Path) -> pl.Callback:
+    """The training run's attention-maps callback, drawing after testing into ``run_dir/attention``."""
+    node = (train_cfg.get("callbacks") or {}).get("attention_maps")
+    if node is None:
+        raise ConfigError("this checkpoint's run has no callbacks.attention_maps settings to draw maps with")
+    return instantiate(OmegaConf.merge(node, {"dirpath": str(run_dir / "attention"), "on_test": True}))
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -36,7 +46,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     with data_info(info):
         model = build_model(train_cfg)
     loggers = build_named(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
+    callbacks = build_callbacks(OmegaConf.masked_copy(cfg, ["trainer", "callbacks", "paths"]))  # maps: below
+    if cfg.get("attention_maps", False):
+        callbacks.append(attention_maps(train_cfg, run_dir))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     try:
         for logger in loggers:
             logger.log_hyperparams(tracking.redact({"ckpt_path": str(ckpt_path), **OmegaConf.to_container(train_cfg)}))

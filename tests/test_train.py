@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from attnlab import plugins
+from attnlab.callbacks.confusion import class_names
 from attnlab.errors import ConfigError, TrainingError
 from attnlab.evaluate import evaluate
 from attnlab.train import train
@@ -140,3 +141,12 @@ def test_a_front_end_breaking_the_tokens_contract_is_named_in_one_line(make_conf
     cfg = make_config(*FAST, "~logger", "frontend._target_=helpers.FloatMaskPatchEmbed")
     with pytest.raises(ConfigError, match=r"front-end helpers\.FloatMaskPatchEmbed breaks the Tokens contract: .*bool"):
         train(cfg)
+
+
+def test_confusion_matrix_names_classes_the_datamodule_names():
+    class Named:
+        class_names = ("yes", "no", "up")
+
+    assert class_names(Named(), 3) == ["yes", "no", "up"]
+    assert class_names(Named(), 4) == ["0", "1", "2", "3"]  # a count that does not match: numbers
+    assert class_names(object(), 2) == ["0", "1"]

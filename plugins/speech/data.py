@@ -214,6 +214,13 @@ class AudioDataModule(pl.LightningDataModule):
         for name in ("train", "val", "test"):
             self.data[name] = AudioClips(getattr(self.splits, name), self.sample_rate, preload=preload)
 
+    @property
+    def class_names(self) -> list[str]:
+        """Label names in class order (the confusion matrix's axes)."""
+        self.setup()
+        assert self.splits is not None
+        return list(self.splits.labels)
+
     def data_info(self) -> dict[str, Any]:
         """``num_classes`` and ``sample_rate`` for the model."""
         self.setup()

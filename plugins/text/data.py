@@ -264,6 +264,12 @@ class TextDataModule(pl.LightningDataModule):
         for name in SPLITS:
             self.data[name] = encode_split(name, getattr(raw, name), self.tokenizer, index, self.max_length)
 
+    @property
+    def class_names(self) -> list[str]:
+        """Label names in class order (the confusion matrix's axes)."""
+        self.setup()
+        return list(self.labels)
+
     def data_info(self) -> dict[str, Any]:
         """``num_classes``, ``vocab_size`` and ``pad_id`` for the model."""
         self.setup()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from attnlab import tracking
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named
@@ -26,12 +26,13 @@ from attnlab.train import scalar_metrics, write_metrics
 log = logging.getLogger(__name__)
 
 
-def attention_maps(train_cfg: DictConfig, run_dir: Path) -> pl.Callback:
-    """The training run's attention-maps callback, drawing after testing into ``run_dir/attention``."""
+def attention_maps(train_cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """The training run's attention-map settings (its view included), drawing after testing into
+    ``run_dir/attention``."""
     node = (train_cfg.get("callbacks") or {}).get("attention_maps")
     if node is None:
         raise ConfigError("this checkpoint's run has no callbacks.attention_maps settings to draw maps with")
-    return instantiate(OmegaConf.merge(node, {"dirpath": str(run_dir / "attention"), "on_test": True}))
+    return OmegaConf.merge(node, {"dirpath": str(run_dir / "attention"), "on_test": True})
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -46,10 +47,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     with data_info(info):
         model = build_model(train_cfg)
     loggers = build_named(cfg.get("logger"))
-    callbacks = build_callbacks(OmegaConf.masked_copy(cfg, ["trainer", "callbacks", "paths"]))  # maps: below
     if cfg.get("attention_maps", False):
-        callbacks.append(attention_maps(train_cfg, run_dir))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        with open_dict(cfg):
+            cfg.callbacks.attention_maps = attention_maps(train_cfg, run_dir)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
     try:
         for logger in loggers:
             logger.log_hyperparams(tracking.redact({"ckpt_path": str(ckpt_path), **OmegaConf.to_container(train_cfg)}))

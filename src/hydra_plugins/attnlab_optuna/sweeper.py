@@ -10,7 +10,6 @@ is hydra-optuna-sweeper's own.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import OmegaConf
 
+from attnlab.jobs import read_status
+
 log = logging.getLogger(__name__)
 
 
@@ -40,12 +41,8 @@ def _outcome(ret: JobReturn) -> tuple[float | None, str | None]:
         return None, f"the job returned {ret.return_value!r}, not a number"
     if math.isfinite(value):
         return value, None
-    folder = Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg is not None else None
-    try:
-        status = json.loads((folder / "job.json").read_text()) if folder is not None else {}
-    except (OSError, ValueError):
-        status = {}
-    return None, status.get("error") or f"the job returned {value} (is optimized_metric logged?)"
+    status = read_status(Path(ret.hydra_cfg.hydra.runtime.output_dir)) if ret.hydra_cfg is not None else None
+    return None, (status or {}).get("error") or f"the job returned {value} (is optimized_metric logged?)"
 
 
 class _TolerantImpl(OptunaSweeperImpl):

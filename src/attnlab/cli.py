@@ -2,6 +2,10 @@
 
 User errors end in one line on stderr and a non-zero exit, with no traceback; bugs keep
 their traceback.
+
+Commands that do not train start fast: this module imports only what the command in hand
+needs, and Lightning, W&B and Optuna load inside the job (``attnlab --help``, a config
+error caught before composition and ``attnlab-plugins`` never import them).
 """
 
 from __future__ import annotations
@@ -10,14 +14,12 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from attnlab import config, distributed, jobs
 from attnlab.errors import AttnlabError, ConfigError, find_user_error
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("attnlab")
 
@@ -38,6 +40,10 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """
 
     def run(cfg: DictConfig) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        from attnlab import config, distributed, jobs
+
         config.register_resolvers()
         hydra_cfg = HydraConfig.get()
         try:
@@ -66,6 +72,10 @@ def _eval_task(cfg: DictConfig) -> dict[str, float]:
 
 
 def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
+    import hydra
+
+    from attnlab import config, distributed
+
     sys.argv[1:] = distributed.rank_argv(sys.argv[1:])
     try:
         config_path = config.config_dir()

@@ -85,8 +85,9 @@ def check_choices(overrides: Sequence[str]) -> None:
     """Fail in one line on a ``modality=`` or ``data=`` that names nothing installed."""
     for name in _chosen(overrides, "modality"):
         plugins.get(name)
-    known = group_options("data")
-    for name in _chosen(overrides, "data"):
+    chosen = list(_chosen(overrides, "data"))
+    known = group_options("data") if chosen else []  # reading every plugin's folders imports the plugins
+    for name in chosen:
         if name not in known:
             raise ConfigError(f"unknown dataset data={name}; known datasets: {', '.join(known)}")
 

@@ -14,8 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 ENV = "ATTNLAB_DDP_JOB"
 
 
@@ -67,5 +65,7 @@ def end_process_group() -> None:
     Lightning leaves the group initialised after ``fit``/``test``; a second DDP job in the
     same process would reuse it, with peers that have already exited.
     """
+    import torch
+
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

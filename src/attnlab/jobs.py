@@ -23,7 +23,6 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from attnlab.errors import find_user_error
@@ -56,6 +55,8 @@ def _now() -> str:
 
 def write_status(folder: Path, record: dict[str, Any]) -> None:
     """Writes ``job.json`` atomically, from rank zero only (DDP workers share the folder)."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only  # here: attnlab-report reads jobs without Lightning
+
     if rank_zero_only.rank != 0:
         return
     folder.mkdir(parents=True, exist_ok=True)

@@ -126,16 +126,19 @@ def available() -> dict[str, Plugin]:
 
 
 def get(name: str) -> Plugin:
-    """The plugin called ``name``, or a one-line error listing the known ones."""
-    records = discover()
-    record = records.get(name)
-    if record is not None and record.plugin is not None:
+    """The plugin called ``name``, or a one-line error listing the known ones.
+
+    An unknown name is refused from the entry points alone, without importing any plugin.
+    """
+    names = registered()
+    if name not in names:
+        known = ", ".join(sorted(names)) or "none"
+        raise ConfigError(f"unknown modality {name!r}; known modalities: {known} (see `attnlab-plugins`)")
+    record = discover()[name]
+    if record.plugin is not None:
         return record.plugin
-    if record is not None:
-        origin = "" if record.duplicate else f" (from {record.source})"
-        raise ConfigError(f"modality plugin {name!r} is broken: {record.error}{origin}")
-    known = ", ".join(sorted(available())) or "none"
-    raise ConfigError(f"unknown modality {name!r}; known modalities: {known} (see `attnlab-plugins`)")
+    origin = "" if record.duplicate else f" (from {record.source})"
+    raise ConfigError(f"modality plugin {name!r} is broken: {record.error}{origin}")
 
 
 def config_dirs() -> list[Path]:

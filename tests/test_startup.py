@@ -1,0 +1,120 @@
+"""Commands that do not train start without the training stack; ``attnlab --help`` is attnlab's.
+
+Which libraries a command imports is seen in a fresh process (``startup_probe.py``), one
+per command, run side by side. The core may import a heavy library only on behalf of a
+plugin (its import chain passes through the plugin's package): what plugins import is
+their own business, and ``attnlab-plugins``/``--help`` must import the plugins to list them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from attnlab import cli
+from conftest import ROOT
+
+PROBE = Path(__file__).with_name("startup_probe.py")
+
+COMMANDS = {
+    "config error": ["attnlab", "modality=nope"],
+    "help": ["attnlab", "--help"],
+    "plugins": ["attnlab-plugins"],
+    "new plugin": ["attnlab-plugins", "new", "probe_only", "--dir", "{tmp}/pkg"],
+}
+
+
+@pytest.fixture(scope="module")
+def probes(tmp_path_factory) -> dict[str, dict]:
+    """Each command of :data:`COMMANDS` run once under the probe, all at the same time."""
+    tmp = tmp_path_factory.mktemp("startup")
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, str(PROBE), *(a.format(tmp=tmp) for a in argv)],
+            cwd=tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, argv in COMMANDS.items()
+    }
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        results[name] = json.loads(out)
+    return results
+
+
+def core_imports(probe: dict) -> dict[str, list[str]]:
+    """The heavy imports whose chain does not pass through a plugin's package."""
+    plugins = set(probe["plugin_packages"])
+    return {lib: chain for lib, chain in probe["imports"].items() if not {m.split(".")[0] for m in chain} & plugins}
+
+
+def test_a_config_error_before_composition_imports_nothing_heavy(probes):
+    probe = probes["config error"]
+    assert probe["exit"] == 2
+    assert probe["stderr"].startswith("attnlab: error: unknown modality 'nope'; known modalities: cnn, ")
+    assert probe["imports"] == {}  # not even torch
+
+
+def test_scaffolding_a_plugin_imports_nothing_heavy(probes):
+    probe = probes["new plugin"]
+    assert probe["exit"] == 0 and "wrote plugin 'probe_only'" in probe["stdout"]
+    assert probe["imports"] == {}
+
+
+@pytest.mark.parametrize("command", ["help", "plugins"])
+def test_listing_imports_heavy_libraries_only_through_plugins(probes, command):
+    probe = probes[command]
+    assert probe["exit"] == 0, probe["stderr"][-2000:]
+    assert core_imports(probe) == {}
+
+
+def readme_tour() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## A tour\n\n```bash\n") + len("## A tour\n\n```bash\n")
+    return readme[start : readme.index("```", start)].rstrip("\n").split("\n")
+
+
+def test_help_says_what_attnlab_is_and_shows_the_readme_tour(probes):
+    out = probes["help"]["stdout"]
+    assert out.startswith("attnlab: self-attention experiments across vision, speech and text")
+    assert "powered by Hydra" not in out
+    lines = out.split("\n")
+    start = lines.index("== A tour ==") + 1
+    assert lines[start : start + len(readme_tour())] == readme_tour()
+    assert lines[start + len(readme_tour())] == ""
+    assert "modality: cnn, speech, text, vision" in lines  # the groups, plugins' options included
+    assert any(line.startswith("backbone: ") and "tiny" in line for line in lines)
+
+
+@pytest.fixture
+def run_attnlab(monkeypatch, capsys):
+    """``attnlab <args>`` in this process; returns its stdout (Hydra ends some flags in ``exit(0)``)."""
+
+    def run(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", ["attnlab", *args])
+        try:
+            cli.train_main()
+        except SystemExit as exc:
+            assert exc.code in (0, None), capsys.readouterr().err
+        finally:
+            GlobalHydra.instance().clear()
+        return capsys.readouterr().out
+
+    return run
+
+
+def test_hydras_own_flags_keep_working(run_attnlab):
+    assert "Hydra (" in run_attnlab("--hydra-help") and "--cfg,-c" in run_attnlab("--hydra-help")
+    job = run_attnlab("--cfg", "job", "backbone=small", "seed=7")
+    assert "seed: 7" in job and "dim: 192" in job and "\nhydra:" not in job  # the job's config, not Hydra's
+    info = run_attnlab("--info", "searchpath")
+    assert "attnlab-plugin-vision" in info

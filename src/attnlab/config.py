@@ -26,7 +26,19 @@ from omegaconf import OmegaConf
 from attnlab import plugins
 from attnlab.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+def _find_config_dir() -> Path:
+    """attnlab's ``conf/``, wherever this installation keeps it.
+
+    A wheel (or ``pip install .``) has it inside the package: pyproject maps the checkout's
+    top-level ``conf/`` to ``attnlab/conf``. An editable install reads the checkout's own.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "conf"
+    return installed if installed.is_dir() else package.parents[1] / "conf"
+
+
+CONFIG_DIR = _find_config_dir()
 
 
 class AttnlabSearchPath(SearchPathPlugin):
@@ -50,10 +62,11 @@ def register_search_path() -> None:
 
 
 def config_dir() -> Path:
-    """attnlab's ``conf/``, or a one-line error when the checkout is incomplete."""
+    """attnlab's ``conf/``, or a one-line error when the installation lacks it."""
     if not (CONFIG_DIR / "train.yaml").is_file():
         raise ConfigError(
-            f"attnlab's config folder {CONFIG_DIR} is missing; install attnlab editable from its checkout"
+            f"attnlab's config folder {CONFIG_DIR} is missing: the installation is incomplete; "
+            "reinstall attnlab (pip install <wheel> or pip install <checkout>)"
         )
     return CONFIG_DIR
 

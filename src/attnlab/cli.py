@@ -35,18 +35,20 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """``task`` run as one recorded job (see :mod:`attnlab.jobs`), user errors as one line.
 
     Runs in Hydra's launcher, which may be a fresh worker process (joblib), so it
-    registers attnlab's resolvers itself; and it lets the ranks that Lightning's DDP
-    starts re-run this job (see :mod:`attnlab.distributed`).
+    registers attnlab's resolvers itself; sets the job's threads (:mod:`attnlab.threads`);
+    and lets the ranks that Lightning's DDP starts re-run this job (see
+    :mod:`attnlab.distributed`).
     """
 
     def run(cfg: DictConfig) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
-        from attnlab import config, distributed, jobs
+        from attnlab import config, distributed, jobs, threads
 
         config.register_resolvers()
         hydra_cfg = HydraConfig.get()
         try:
+            threads.configure()  # this job's share of the cores
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
                 return jobs.run_job(task, cfg)
         except Exception as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-from attnlab import cli
+from attnlab import cli, usage
 from conftest import ROOT
 
 PROBE = Path(__file__).with_name("startup_probe.py")
@@ -77,22 +77,37 @@ def test_listing_imports_heavy_libraries_only_through_plugins(probes, command):
     assert core_imports(probe) == {}
 
 
-def readme_tour() -> list[str]:
+def readme_tour() -> str:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("## A tour\n\n```bash\n") + len("## A tour\n\n```bash\n")
-    return readme[start : readme.index("```", start)].rstrip("\n").split("\n")
+    return readme[start : readme.index("```", start)]
 
 
-def test_help_says_what_attnlab_is_and_shows_the_readme_tour(probes):
+def test_the_help_tour_is_the_readme_tour():
+    assert readme_tour() == usage.TOUR
+
+
+def test_help_says_what_attnlab_is_and_shows_the_tour_and_the_groups(probes):
     out = probes["help"]["stdout"]
     assert out.startswith("attnlab: self-attention experiments across vision, speech and text")
     assert "powered by Hydra" not in out
+    assert f"== A tour ==\n{readme_tour()}\n" in out
     lines = out.split("\n")
-    start = lines.index("== A tour ==") + 1
-    assert lines[start : start + len(readme_tour())] == readme_tour()
-    assert lines[start + len(readme_tour())] == ""
-    assert "modality: cnn, speech, text, vision" in lines  # the groups, plugins' options included
-    assert any(line.startswith("backbone: ") and "tiny" in line for line in lines)
+    assert "modality: cnn, speech, text, vision" in lines  # plugins' groups and options too
+    assert "backbone: gru, lstm, small, tiny" in lines and "launcher: joblib, slurm" in lines
+    assert not any(line.startswith("hydra") for line in lines)
+
+
+def test_config_groups_merge_the_folders_and_nest(tmp_path):
+    for root, files in {
+        "a": ["x/one.yaml", "x/two.yaml", "y/z/deep.yaml", "hydra/h.yaml", "top.yaml"],
+        "b": ["x/three.yaml"],
+    }.items():
+        for name in files:
+            (tmp_path / root / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / root / name).write_text("{}")
+    groups = usage.config_groups([tmp_path / "a", tmp_path / "b"])
+    assert groups == {"x": ["one", "three", "two"], "y/z": ["deep"]}
 
 
 @pytest.fixture

@@ -76,11 +76,14 @@ def _eval_task(cfg: DictConfig) -> dict[str, float]:
 def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     import hydra
 
-    from attnlab import config, distributed
+    from attnlab import config, distributed, plugins, usage
 
     sys.argv[1:] = distributed.rank_argv(sys.argv[1:])
     try:
         config_path = config.config_dir()
+        if usage.wants_help(sys.argv[1:]):  # attnlab's help, not Hydra's: no config to compose
+            print(usage.text([config_path, *plugins.config_dirs()]))
+            return
         config.check_choices(sys.argv[1:])
     except AttnlabError as exc:
         _fail(str(exc))

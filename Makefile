@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/truncated_attention.py --json outputs/bench-truncated_attention.json
 	$(BIN)/python benchmarks/speech_features.py --json outputs/bench-speech_features.json
 	$(BIN)/python benchmarks/attention_variants.py --json outputs/bench-attention_variants.json
+	$(BIN)/python benchmarks/startup.py --json outputs/bench-startup.json
 
 lint: install
 	$(BIN)/ruff check src plugins tests benchmarks

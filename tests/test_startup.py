@@ -133,3 +133,13 @@ def test_hydras_own_flags_keep_working(run_attnlab):
     assert "seed: 7" in job and "dim: 192" in job and "\nhydra:" not in job  # the job's config, not Hydra's
     info = run_attnlab("--info", "searchpath")
     assert "attnlab-plugin-vision" in info
+
+
+@pytest.mark.parametrize("flags", [["-m"], ["--cfg", "job"], ["--multirun", "seed=1,2"]])
+def test_names_are_checked_before_composition_whatever_the_flags(flags, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["attnlab", *flags, "modality=nope"])
+    with pytest.raises(SystemExit) as info:
+        cli.train_main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("attnlab: error: unknown modality 'nope'; known modalities: ") and err.count("\n") == 1

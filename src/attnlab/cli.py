@@ -75,6 +75,7 @@ def _eval_task(cfg: DictConfig) -> dict[str, float]:
 
 def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     import hydra
+    from hydra._internal.utils import get_args_parser  # the parser hydra.main uses
 
     from attnlab import config, distributed, plugins, usage
 
@@ -84,7 +85,7 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
         if usage.wants_help(sys.argv[1:]):  # attnlab's help, not Hydra's: no config to compose
             print(usage.text([config_path, *plugins.config_dirs()]))
             return
-        config.check_choices(sys.argv[1:])
+        config.check_choices(get_args_parser().parse_args(sys.argv[1:]).overrides)  # without -m, --cfg, ...
     except AttnlabError as exc:
         _fail(str(exc))
     config.register_search_path()

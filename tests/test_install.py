@@ -122,6 +122,7 @@ def test_the_installed_package_reads_its_own_configs(env):
 def test_every_command_runs_from_the_wheel_with_a_plugin_next_to_it(env):
     sweep = env.tmp / "sweep"
     listing = env.start("attnlab-plugins")
+    helped = env.start("attnlab", "--help")
     trained = env.start(
         "attnlab", "-m", f"modality=vision,{PLUGIN}", *TINY, *ONE_BATCH, f"hydra.sweep.dir={sweep}"
     ).communicate_result()
@@ -134,6 +135,10 @@ def test_every_command_runs_from_the_wheel_with_a_plugin_next_to_it(env):
     lines = rows.stdout.splitlines()
     for name, source in [("vision", "attnlab 0.1.0"), (PLUGIN, f"attnlab-{PLUGIN} 0.1.0")]:
         assert any(line.startswith(f"│ {name} ") and " ok " in line and source in line for line in lines), rows.stdout
+
+    groups = helped.communicate_result()
+    assert groups.returncode == 0, groups.stderr
+    assert f"modality: cnn, speech, text, vision, {PLUGIN}" in groups.stdout.splitlines()
 
     evaluation = env.tmp / "eval"
     ckpt = sweep / "0" / "checkpoints" / "best.ckpt"

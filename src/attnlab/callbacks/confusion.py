@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import pytorch_lightning as pl
+from annotated_types import Ge
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 
@@ -38,7 +40,7 @@ class ConfusionMatrix(pl.Callback):
         max_labels: up to this many classes the plot names them and prints the counts.
     """
 
-    def __init__(self, dirpath: str, max_labels: int = 30) -> None:
+    def __init__(self, dirpath: str, max_labels: Annotated[int, Ge(1)] = 30) -> None:
         self.dirpath = Path(dirpath)
         self.max_labels = max_labels
 

@@ -8,9 +8,10 @@ come from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any
 
 import pytorch_lightning as pl
+from annotated_types import Interval
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary, ProgressBar
@@ -39,8 +40,10 @@ COMPONENTS = (
 class RunSettings:
     """The top-level scalars of a run's config; any other top-level key is an error.
 
+    :mod:`attnlab.validate` checks a composed config against these annotations.
+
     Attributes:
-        seed: passed to ``seed_everything`` (None: not seeded).
+        seed: passed to ``seed_everything`` (None: not seeded); numpy's range, 0 to 2**32 - 1.
         compile: wrap the model's forward in ``torch.compile``.
         ckpt_path: resume training from this checkpoint.
         test: evaluate the best checkpoint on the test split after training.
@@ -50,7 +53,7 @@ class RunSettings:
         attention_maps: build ``callbacks.attention_maps`` (off: not built at all).
     """
 
-    seed: int | None = None
+    seed: Annotated[int, Interval(ge=0, le=2**32 - 1)] | None = None
     compile: bool = False
     ckpt_path: str | None = None
     test: bool = True

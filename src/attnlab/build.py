@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
 from attnlab.errors import ConfigError
 from attnlab.module import AttnlabModule
+from attnlab.validate import rejections
 
 COMPONENTS = (
     "data",
@@ -114,7 +115,7 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
             raise ConfigError("attention_maps=true needs callbacks.attention_maps; keep explain=attention_maps")
     elif maps is not None:
         node = {k: v for k, v in node.items() if k != "attention_maps"}
-    callbacks = build_named(node)
+    callbacks = build_named(node, "callbacks")
     off: list[type] = []
     if cfg.trainer.get("enable_progress_bar") is False:
         off.append(ProgressBar)
@@ -123,8 +124,14 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return [c for c in callbacks if not isinstance(c, tuple(off))]
 
 
-def build_named(node: DictConfig | None) -> list[Any]:
-    """Objects from a mapping of named ``_target_`` configs (callbacks, loggers); None entries skipped."""
-    if node is None:
-        return []
-    return [instantiate(value) for value in node.values() if value is not None]
+def build_named(node: DictConfig | None, path: str = "logger") -> list[Any]:
+    """Objects from a mapping of named ``_target_`` configs at ``path`` (callbacks, loggers); None entries skipped.
+
+    A library's own ``ValueError`` about an entry's settings is one line naming it.
+    """
+    built = []
+    for name, value in (node or {}).items():
+        if value is not None:
+            with rejections(f"{path}.{name}", str(value.get("_target_"))):
+                built.append(instantiate(value))
+    return built

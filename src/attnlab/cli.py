@@ -16,17 +16,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from attnlab import config, distributed, jobs
+from attnlab import config, distributed, hydra_errors, jobs
 from attnlab.errors import AttnlabError, ConfigError, find_user_error
+from attnlab.errors import fail as _fail
 
 log = logging.getLogger("attnlab")
-
-EXIT_USER_ERROR = 2
-
-
-def _fail(message: str) -> None:
-    print(f"attnlab: error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USER_ERROR)
 
 
 def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -38,11 +32,13 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """
 
     def run(cfg: DictConfig) -> Any:
+        from attnlab import preflight
+
         config.register_resolvers()
         hydra_cfg = HydraConfig.get()
         try:
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
-                return jobs.run_job(task, cfg)
+                return jobs.run_job(preflight.checked(task), cfg)
         except Exception as exc:
             error = find_user_error(exc)
             if error is None:
@@ -75,7 +71,11 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     config.register_search_path()
     config.register_resolvers()
     app = hydra.main(config_path=str(config_path), config_name=config_name, version_base="1.3")(_as_job(task))
-    app()
+    try:
+        with hydra_errors.reported(config_name, sys.argv[1:]):
+            app()
+    except AttnlabError as exc:  # Hydra's composition errors, as one line
+        _fail(str(exc))
 
 
 def train_main() -> None:

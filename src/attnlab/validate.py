@@ -71,7 +71,7 @@ OWN_PACKAGES = ("attnlab",)
 _STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
 
 
-class _Later(Exception):
+class Later(Exception):
     """A value that can only be resolved later (it depends on the data or the job)."""
 
 
@@ -91,9 +91,9 @@ def check_config(cfg: DictConfig, skip: Sequence[str] = ("hydra",)) -> None:
 
 def check_target(path: str, node: DictConfig) -> None:
     """Checks one ``_target_`` node at ``path`` (e.g. ``backbone``) and the targets inside it."""
-    target_name = _read(node, "_target_", f"{path}._target_")
+    target_name = read(node, "_target_", f"{path}._target_")
     if not isinstance(target_name, str):
-        raise ConfigError(f"{path}._target_={_show(target_name)} must be the dotted name of a class or function")
+        raise ConfigError(f"{path}._target_={show(target_name)} must be the dotted name of a class or function")
     target = locate(target_name, f"{path}._target_")
     params, hints = signature(target)
     keys = [str(k) for k in node if k not in HYDRA_KEYS]
@@ -119,8 +119,8 @@ def check_target(path: str, node: DictConfig) -> None:
         if key not in by_name:
             continue  # taken by **kwargs: nothing to check it against
         try:
-            value = _read(node, key, child_path)
-        except _Later:
+            value = read(node, key, child_path)
+        except Later:
             continue
         check_value(child_path, value, hints.get(key, Any), target_name, raw=_raw(node, key))
     if partial and isinstance(target, type):
@@ -144,8 +144,8 @@ def check_settings(cfg: DictConfig, settings: type, components: Sequence[str] = 
         if key not in names:
             raise ConfigError(_unknown_key(None, "a run", key, [*names, *components]))
         try:
-            value = _read(cfg, key, key)
-        except _Later:
+            value = read(cfg, key, key)
+        except Later:
             continue
         check_value(key, value, hints[key], None, raw=_raw(cfg, key))
 
@@ -166,7 +166,7 @@ def check_value(path: str, value: Any, annotation: Any, owner: str | None = None
     try:
         adapter.validate_json(json.dumps(value, default=str))
     except ValidationError as exc:
-        shown = _show(value) if raw is None else f"{raw} (= {_show(value)})"
+        shown = show(value) if raw is None else f"{raw} (= {show(value)})"
         where = _where(exc.errors(), value)
         taker = f" ({owner})" if owner else ""
         raise ConfigError(f"{path}={shown}{where}: must be {describe(annotation)}{taker}") from None
@@ -234,8 +234,8 @@ def _probe_partial(path: str, target_name: str, target: type, node: DictConfig) 
     if torch is None or not issubclass(target, torch.optim.Optimizer):
         return
     try:
-        kwargs = {str(k): _read(node, k, f"{path}.{k}") for k in node if k not in HYDRA_KEYS}
-    except _Later:
+        kwargs = {str(k): read(node, k, f"{path}.{k}") for k in node if k not in HYDRA_KEYS}
+    except Later:
         return
     try:
         with rejections(path, target_name):
@@ -362,11 +362,11 @@ def _holds_target(node: Any) -> bool:
     return False
 
 
-def _read(node: DictConfig, key: Any, path: str) -> Any:
+def read(node: DictConfig, key: Any, path: str) -> Any:
     """``node[key]`` as plain Python, interpolations resolved.
 
     Raises:
-        _Later: a resolver could not give the value yet (e.g. ``${from_data:...}``).
+        Later: a resolver could not give the value yet (e.g. ``${from_data:...}``).
         ConfigError: the value is missing (``???``) or refers to a key or resolver that does not exist.
     """
     try:
@@ -378,7 +378,7 @@ def _read(node: DictConfig, key: Any, path: str) -> Any:
     except (InterpolationKeyError, UnsupportedInterpolationType, GrammarParseError) as exc:
         raise ConfigError(f"{path}={_raw(node, key)} cannot be resolved: {_first_line(exc)}") from None
     except InterpolationResolutionError as exc:
-        raise _Later() from exc
+        raise Later() from exc
     return value
 
 
@@ -417,11 +417,11 @@ def _where(errors: Sequence[Mapping[str, Any]], value: Any) -> str:
                 except (IndexError, KeyError, TypeError):
                     return ""
             label = f"item {loc[0]}" if isinstance(loc[0], int) else f"key {loc[0]}"
-            return f" ({label} is {_show(inner)})"
+            return f" ({label} is {show(inner)})"
     return ""
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A value written as on the command line."""
     if value is None:
         return "null"
@@ -430,9 +430,9 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_show(v) for v in value) + "]"
+        return "[" + ",".join(show(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_show(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{k}:{show(v)}" for k, v in value.items()) + "}"
     if isinstance(value, str):
         return value if value and value.strip() == value else repr(value)
     return str(value)
@@ -482,7 +482,7 @@ def _alternatives(annotation: Any) -> str:
             words.append(describe(a))
 
     gather(annotation)
-    unique = list(dict.fromkeys(_show(v) for v in values))
+    unique = list(dict.fromkeys(show(v) for v in values))
     if unique:
         words.insert(0, f"one of {', '.join(unique)}" if len(unique) > 1 else unique[0])
     return " or ".join(words + (["null"] if nullable else []))
@@ -519,7 +519,7 @@ def _plural(words: str) -> str:
 
 def _class_words(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, Enum):
-        return "one of " + ", ".join(_show(m.value) for m in annotation)
+        return "one of " + ", ".join(show(m.value) for m in annotation)
     name = getattr(annotation, "__qualname__", None) or getattr(annotation, "__name__", None) or str(annotation)
     return f"a {name}" if isinstance(annotation, type) else str(name)
 

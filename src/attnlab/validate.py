@@ -84,9 +84,9 @@ def check_config(cfg: DictConfig, skip: Sequence[str] = ("hydra",)) -> None:
     Raises:
         ConfigError: the first key or value that does not fit, in one line.
     """
-    for key in cfg:
-        if key not in skip and not OmegaConf.is_interpolation(cfg, key):
-            _walk(str(key), cfg[key])
+    for key, child in _children(cfg):
+        if key not in skip:
+            _walk(str(key), child)
 
 
 def check_target(path: str, node: DictConfig) -> None:
@@ -113,8 +113,9 @@ def check_target(path: str, node: DictConfig) -> None:
 
     for key in keys:
         child_path = f"{path}.{key}"
-        if not OmegaConf.is_interpolation(node, key) and _holds_target(node[key]):
-            _walk(child_path, node[key])
+        child = _container(node, key)
+        if child is not None and _holds_target(child):
+            _walk(child_path, child)
             continue
         if key not in by_name:
             continue  # taken by **kwargs: nothing to check it against
@@ -327,39 +328,50 @@ def _cached_adapter(annotation: Any) -> TypeAdapter | None:
 
 
 def _build_adapter(annotation: Any) -> TypeAdapter | None:
-    if annotation is Any or annotation is object or annotation is inspect.Parameter.empty:
+    if (
+        annotation is Any
+        or annotation is object
+        or annotation is inspect.Parameter.empty
+        or isinstance(annotation, str)
+    ):
         return None
     try:
-        return TypeAdapter(annotation, config=_STRICT)
-    except Exception:  # pydantic cannot read it (a Protocol, a forward reference): the value is not checked
+        adapter = TypeAdapter(annotation, config=_STRICT)
+    except Exception:  # pydantic cannot read it (e.g. a Protocol): the value is not checked
         return None
+    return adapter if adapter.pydantic_complete else None  # a name it cannot resolve: not checked either
 
 
 # --- reading values -----------------------------------------------------------------
 
 
 def _walk(path: str, node: Any) -> None:
-    if isinstance(node, DictConfig) and not node._is_none() and not node._is_missing():
-        if "_target_" in node:
-            check_target(path, node)
-            return
-        for key in node:
-            if not OmegaConf.is_interpolation(node, key):
-                _walk(f"{path}.{key}", node[key])
-    elif isinstance(node, ListConfig) and not node._is_none() and not node._is_missing():
-        for i in range(len(node)):
-            if not OmegaConf.is_interpolation(node, i):
-                _walk(f"{path}[{i}]", node[i])
+    if isinstance(node, DictConfig) and "_target_" in node:
+        check_target(path, node)
+        return
+    for key, child in _children(node):
+        _walk(f"{path}.{key}" if isinstance(node, DictConfig) else f"{path}[{key}]", child)
 
 
 def _holds_target(node: Any) -> bool:
-    if isinstance(node, DictConfig) and not node._is_none() and not node._is_missing():
-        return "_target_" in node or any(
-            not OmegaConf.is_interpolation(node, k) and _holds_target(node[k]) for k in node
-        )
-    if isinstance(node, ListConfig) and not node._is_none() and not node._is_missing():
-        return any(not OmegaConf.is_interpolation(node, i) and _holds_target(node[i]) for i in range(len(node)))
-    return False
+    return (isinstance(node, DictConfig) and "_target_" in node) or any(_holds_target(c) for _, c in _children(node))
+
+
+def _children(node: Any) -> Iterator[tuple[Any, DictConfig | ListConfig]]:
+    """The containers directly inside ``node`` (interpolations and missing values left out)."""
+    if not isinstance(node, (DictConfig, ListConfig)) or node._is_none() or node._is_missing():
+        return
+    for key in node if isinstance(node, DictConfig) else range(len(node)):
+        if OmegaConf.is_interpolation(node, key) or OmegaConf.is_missing(node, key):
+            continue
+        child = node[key]
+        if isinstance(child, (DictConfig, ListConfig)):
+            yield key, child
+
+
+def _container(node: DictConfig, key: Any) -> DictConfig | ListConfig | None:
+    """``node[key]`` when it is a plain (not interpolated, not missing) container."""
+    return next((child for k, child in _children(node) if k == key), None)
 
 
 def read(node: DictConfig, key: Any, path: str) -> Any:

@@ -73,7 +73,7 @@ def check_job(cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[s
     """
     from attnlab.build import COMPONENTS, RunSettings
 
-    validate.check_settings(cfg, RunSettings, components=(*COMPONENTS, "hydra"))
+    validate.check_settings(cfg, RunSettings, components=COMPONENTS)
     validate.check_config(cfg, skip=("hydra",))
     check_dataset_modality(choices, overrides)
 

@@ -128,11 +128,13 @@ def check_target(path: str, node: DictConfig) -> None:
         _probe_partial(path, target_name, target, node)
 
 
-def check_settings(cfg: DictConfig, settings: type, components: Sequence[str] = ()) -> None:
+def check_settings(
+    cfg: DictConfig, settings: type, components: Sequence[str] = (), skip: Sequence[str] = ("hydra",)
+) -> None:
     """Checks the top-level scalars of ``cfg`` against the fields of the dataclass ``settings``.
 
-    Every top-level key must be a field of ``settings`` or one of ``components`` (the
-    nodes that are built into objects, checked by :func:`check_config`).
+    Every top-level key must be a field of ``settings``, one of ``components`` (the nodes
+    that are built into objects, checked by :func:`check_config`) or in ``skip``.
     """
     if not is_dataclass(settings):
         raise TypeError(f"{settings!r} is not a dataclass")
@@ -140,7 +142,7 @@ def check_settings(cfg: DictConfig, settings: type, components: Sequence[str] = 
     names = [f.name for f in fields(settings)]
     for key in cfg:
         key = str(key)
-        if key in components:
+        if key in components or key in skip:
             continue
         if key not in names:
             raise ConfigError(_unknown_key(None, "a run", key, [*names, *components]))

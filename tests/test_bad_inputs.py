@@ -174,7 +174,10 @@ def unwritable_places(tmp_path: Path) -> dict[str, Path]:
     return places
 
 
-@pytest.mark.parametrize("place", ["under_a_file", "in_a_link_loop", "under_a_dangling_link", "under_proc", "read_only"])
+PLACES = ["under_a_file", "in_a_link_loop", "under_a_dangling_link", "under_proc", "read_only"]
+
+
+@pytest.mark.parametrize("place", PLACES)
 def test_a_run_folder_that_cannot_be_written_is_one_line(place, tmp_path, monkeypatch, capsys, no_data_work):
     places = unwritable_places(tmp_path)
     if place not in places:
@@ -204,9 +207,7 @@ def test_each_sweep_job_is_checked_before_its_work_and_recorded(tmp_path, monkey
     for job, value in (("0", "0"), ("1", "-3")):
         status = json.loads((sweep / job / "job.json").read_text())
         assert status["status"] == "failed" and status["user_error"], status
-        assert status["error"] == (
-            f"data.batch_size={value}: must be an integer >= 1 (attnlab_vision.ImageDataModule)"
-        )
+        assert status["error"] == (f"data.batch_size={value}: must be an integer >= 1 (attnlab_vision.ImageDataModule)")
     assert "Traceback" not in capsys.readouterr().err
 
 

@@ -36,7 +36,7 @@ class Widget:
         block: Block | None = None,
         flag: bool = False,
         anything: Any = None,
-        unreadable: "NotImportable | None" = None,  # noqa: F821 - pydantic cannot read it: unchecked
+        unreadable: NotImportable | None = None,  # noqa: F821 - pydantic cannot read it: unchecked
     ) -> None:
         self.size = size
 
@@ -137,9 +137,9 @@ def test_interpolations_are_checked_once_they_resolve():
     cfg = OmegaConf.create({"widget": {"_target_": f"{HERE}.Widget", "size": "${from_data:size}"}})
     config.register_resolvers()
     validate.check_config(cfg)  # before the data is set up: skipped
-    with config.data_info({"size": 0}):
-        with pytest.raises(ConfigError, match=r"widget.size=\$\{from_data:size\} \(= 0\): must be an integer >= 1"):
-            validate.check_config(cfg)
+    late = r"widget.size=\$\{from_data:size\} \(= 0\): must be an integer >= 1"
+    with config.data_info({"size": 0}), pytest.raises(ConfigError, match=late):
+        validate.check_config(cfg)
     with config.data_info({"size": 7}):
         validate.check_config(cfg)
 
@@ -170,21 +170,18 @@ def test_top_level_settings_are_checked_against_a_dataclass():
 
 
 def test_a_librarys_own_value_error_is_one_line_naming_the_node():
-    with pytest.raises(ConfigError) as caught:
-        with validate.rejections("thing", "lib.Thing"):
-            library_call(-1)
+    with pytest.raises(ConfigError) as caught, validate.rejections("thing", "lib.Thing"):
+        library_call(-1)
     assert str(caught.value) == "thing (lib.Thing) rejected its settings: Invalid value: -1"
 
 
 def test_errors_of_attnlab_code_and_other_exceptions_keep_their_traceback():
     own = {"__name__": "attnlab.somewhere"}
     exec("def broken():\n    raise ValueError('a bug')", own)  # a ValueError raised in attnlab's code
-    with pytest.raises(ValueError, match="a bug"):
-        with validate.rejections("thing", "attnlab.Thing"):
-            own["broken"]()
-    with pytest.raises(TypeError):
-        with validate.rejections("thing", "lib.Thing"):
-            library_call("x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a bug"), validate.rejections("thing", "attnlab.Thing"):
+        own["broken"]()
+    with pytest.raises(TypeError), validate.rejections("thing", "lib.Thing"):
+        library_call("x")  # type: ignore[arg-type]
 
 
 def test_a_torch_optimizer_checks_its_own_settings_at_composition():

@@ -18,6 +18,7 @@ passes through unchanged, with its traceback.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -140,7 +141,7 @@ def _unknown_key(key: str, config_name: str, argv: Sequence[str]) -> str:
     keys = [str(k) for k in node if k != "hydra"]
     name = label or "the config"
     listing = f"; its keys: {', '.join(keys)}" if keys else ""
-    return f"{typed}: {name} has no key {missing!r}{listing} (to add a new key write +{typed})"
+    return f"{typed}: {name} has no key {missing!r}{_close(missing, keys)}{listing} (to add a new key write +{typed})"
 
 
 def _no_setting(typed: str, owner: str, chosen: str | None, node: DictConfig, missing: str) -> str:
@@ -157,7 +158,14 @@ def _no_setting(typed: str, owner: str, chosen: str | None, node: DictConfig, mi
         return f"{typed}: {label} takes {missing} but this config does not set it; write +{typed} to set it"
     if missing in settings:
         return f"{typed}: {label} has no {missing} settings in this config"
-    return f"{typed}: {label} has no setting {missing!r}; its settings: {', '.join(settings)}"
+    return (
+        f"{typed}: {label} has no setting {missing!r}{_close(missing, settings)}; its settings: {', '.join(settings)}"
+    )
+
+
+def _close(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _compose_without(key: str, config_name: str, argv: Sequence[str]) -> DictConfig | None:

@@ -12,6 +12,7 @@ from annotated_types import Ge, Gt, Interval, Le
 from omegaconf import OmegaConf
 
 from attnlab import config, validate
+from attnlab.describe import describe
 from attnlab.errors import ConfigError
 
 HERE = __name__
@@ -206,4 +207,4 @@ def test_a_torch_optimizer_checks_its_own_settings_at_composition():
     ],
 )
 def test_describe(annotation, words):
-    assert validate.describe(annotation) == words
+    assert describe(annotation) == words

@@ -206,7 +206,7 @@ def _typed(key: str, argv: Sequence[str], prefix: str = "") -> str:
 
 
 def _show(value: Any) -> str:
-    from attnlab.validate import show
+    from attnlab.describe import show
 
     return show(value)
 

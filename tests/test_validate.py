@@ -53,6 +53,11 @@ def library_call(value: int) -> int:
     return value
 
 
+def library_apply(hook: Any) -> Any:
+    """Stands for library code that calls back into the caller's code."""
+    return hook()
+
+
 def node(**values: Any):
     return OmegaConf.create({"_target_": f"{HERE}.Widget", "size": 3, **values})
 
@@ -181,6 +186,8 @@ def test_errors_of_attnlab_code_and_other_exceptions_keep_their_traceback():
     exec("def broken():\n    raise ValueError('a bug')", own)  # a ValueError raised in attnlab's code
     with pytest.raises(ValueError, match="a bug"), validate.rejections("thing", "attnlab.Thing"):
         own["broken"]()
+    with pytest.raises(ValueError, match="a bug"), validate.rejections("thing", "lib.Thing"):
+        library_apply(own["broken"])  # the library called attnlab's code, which raised
     with pytest.raises(TypeError), validate.rejections("thing", "lib.Thing"):
         library_call("x")  # type: ignore[arg-type]
 

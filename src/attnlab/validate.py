@@ -207,14 +207,21 @@ def _rejection(exc: BaseException) -> BaseException | None:
 
 
 def _is_rejection(exc: BaseException) -> bool:
+    """A ``ValueError`` raised by library code about its arguments: past the caller's own frames,
+    no frame of attnlab's code (a library calling back into attnlab, which raised, is a bug)."""
     kinds = tuple(t for t in (ValueError, _misconfiguration()) if t is not None)
-    if not isinstance(exc, kinds) or exc.__traceback__ is None:
+    if not isinstance(exc, kinds):
         return False
+    modules = []
     tb = exc.__traceback__
-    while tb.tb_next is not None:
+    while tb is not None:
+        modules.append(str(tb.tb_frame.f_globals.get("__name__", "")))
         tb = tb.tb_next
-    module = str(tb.tb_frame.f_globals.get("__name__", ""))
-    return not module.startswith((*OWN_PACKAGES, "omegaconf", "hydra", "pydantic"))
+    while modules and modules[0].startswith(OWN_PACKAGES):
+        modules.pop(0)  # the caller: the code that builds the target
+    if not modules or any(m.startswith(OWN_PACKAGES) for m in modules):
+        return False
+    return not modules[-1].startswith(("omegaconf", "hydra", "pydantic"))
 
 
 def _misconfiguration() -> type | None:

@@ -211,6 +211,21 @@ def test_each_sweep_job_is_checked_before_its_work_and_recorded(tmp_path, monkey
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_eval_checks_the_data_settings_it_is_given(tmp_path, monkeypatch, capsys, no_data_work):
+    """``attnlab-eval``'s ``data.*`` go on top of the checkpoint's own: checked before any data is read."""
+    from attnlab.callbacks import EmbedRunConfig
+
+    data = {"_target_": "attnlab_vision.ImageDataModule", "dataset": "digits", "image_size": 32, "batch_size": 8}
+    ckpt = tmp_path / "best.ckpt"
+    torch.save({EmbedRunConfig.KEY: {"config": {"data": data}, "data_info": {"num_classes": 10}}}, ckpt)
+    monkeypatch.chdir(tmp_path)
+    argv = ["attnlab-eval", *FAST, f"hydra.run.dir={tmp_path / 'run'}", f"ckpt_path={ckpt}"]
+    code, err = run_inprocess([*argv, "+data.batch_size=0"], monkeypatch, capsys)
+    assert_one_line(code, err, ["data.batch_size=0: must be an integer >= 1"])
+    code, err = run_inprocess([*argv, "+data.batch_sise=16"], monkeypatch, capsys)
+    assert_one_line(code, err, ["data.batch_sise", "did you mean batch_size?"])
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -98,12 +98,16 @@ def _constraint(meta: Any) -> str | None:
     if isinstance(meta, at.MultipleOf):
         return f"that is a multiple of {meta.multiple_of}"
     if isinstance(meta, at.MinLen):
-        return f"with at least {meta.min_length} items"
+        return f"with at least {_items(meta.min_length)}"
     if isinstance(meta, at.MaxLen):
-        return f"with at most {meta.max_length} items"
+        return f"with at most {_items(meta.max_length)}"
     if isinstance(meta, at.Len):
         return f"with {meta.min_length} to {meta.max_length} items"
     return None
+
+
+def _items(n: int) -> str:
+    return "1 item" if n == 1 else f"{n} items"
 
 
 def _plural(words: str) -> str:

@@ -202,6 +202,22 @@ def test_a_torch_optimizer_checks_its_own_settings_at_composition():
     assert torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)  # the probe's reference
 
 
+def save_to(folder: Annotated[str, validate.WritableFolder()] | None = None) -> None:
+    """A target that writes into ``folder``."""
+
+
+def test_a_folder_to_write_into_must_be_creatable_and_writable(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    target = f"{HERE}.save_to"
+    validate.check_target("saver", OmegaConf.create({"_target_": target, "folder": str(tmp_path / "new" / "deeper")}))
+    validate.check_target("saver", OmegaConf.create({"_target_": target, "folder": None}))
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    bad = OmegaConf.create({"_target_": target, "folder": str(tmp_path / "a-file" / "x")})
+    assert message(bad, "saver") == (
+        f"saver.folder={tmp_path}/a-file/x cannot be created: {tmp_path}/a-file is a file, not a folder"
+    )
+
+
 @pytest.mark.parametrize(
     ("annotation", "words"),
     [

@@ -18,7 +18,6 @@ goes on.
 
 from __future__ import annotations
 
-import tempfile
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -126,28 +125,11 @@ def _typed_keys(overrides: Sequence[str]) -> set[str]:
 
 
 def check_folder(config: DictConfig, key: str) -> None:
-    """The folder at ``key`` (e.g. ``hydra.run.dir``) can be created and written; nothing is created.
-
-    The nearest folder that exists must take a new file (a temporary one, removed at once),
-    so a read-only place, a file in the way or a broken link fail here in one line.
-    """
+    """The folder at ``key`` (e.g. ``hydra.run.dir``) can be created and written (see
+    :func:`attnlab.validate.check_writable`); nothing is created."""
     parent, _, name = key.rpartition(".")
-    node = OmegaConf.select(config, parent)
     try:
-        folder = Path(validate.read(node, name, key)).expanduser().absolute()
+        folder = validate.read(OmegaConf.select(config, parent), name, key)
     except validate.Later:
         return  # resolves only once the job starts: Hydra reports it then
-    existing = folder
-    try:
-        while not existing.exists():
-            if existing.is_symlink():
-                raise ConfigError(f"{key}={folder} cannot be created: {existing} is a broken or looping link")
-            existing = existing.parent
-        if not existing.is_dir():
-            raise ConfigError(f"{key}={folder} cannot be created: {existing} is a file, not a folder")
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"{key}={folder} cannot be written ({exc.strerror or exc} in {existing}); choose a folder you can write to"
-        ) from None
+    validate.check_writable(key, Path(str(folder)))

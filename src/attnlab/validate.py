@@ -37,10 +37,13 @@ import functools
 import importlib
 import inspect
 import json
+import tempfile
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from types import UnionType
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -65,6 +68,12 @@ OWN_PACKAGES = ("attnlab",)
 ``ValueError`` raised there is a bug, never a rejected setting."""
 
 _STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
+
+
+@dataclass(frozen=True)
+class WritableFolder:
+    """Marks a path the run writes into: ``Annotated[str, WritableFolder()]``. Besides its type,
+    the folder must be creatable and writable (:func:`check_writable`)."""
 
 
 class Later(Exception):
@@ -169,6 +178,40 @@ def check_value(path: str, value: Any, annotation: Any, owner: str | None = None
         where = _where(exc.errors(), value)
         taker = f" ({owner})" if owner else ""
         raise ConfigError(f"{path}={shown}{where}: must be {describe(annotation)}{taker}") from None
+    if isinstance(value, str) and any(isinstance(m, WritableFolder) for m in _metadata(annotation)):
+        check_writable(path, Path(value))
+
+
+def check_writable(key: str, folder: Path) -> None:
+    """``folder`` can be created (if it is not there) and written; nothing is created.
+
+    The nearest folder that exists must take a new file (a temporary one, removed at once),
+    so a read-only place, a file in the way or a broken link fail here in one line.
+    """
+    folder = folder.expanduser().absolute()
+    existing = folder
+    try:
+        while not existing.exists():
+            if existing.is_symlink():
+                raise ConfigError(f"{key}={folder} cannot be created: {existing} is a broken or looping link")
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{key}={folder} cannot be created: {existing} is a file, not a folder")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}={folder} cannot be written ({exc.strerror or exc} in {existing}); choose a folder you can write to"
+        ) from None
+
+
+def _metadata(annotation: Any) -> Iterator[Any]:
+    """The ``Annotated`` metadata of ``annotation`` and of the members of a union (``X | None``)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        yield from typing.get_args(annotation)[1:]
+    elif typing.get_origin(annotation) in (typing.Union, UnionType):
+        for member in typing.get_args(annotation):
+            yield from _metadata(member)
 
 
 # --- the third party's own checks ---------------------------------------------------

@@ -37,6 +37,7 @@ from torch import Tensor
 from attnlab.errors import ConfigError
 from attnlab.explain import AttentionView, ExampleAttention, example_attention
 from attnlab.types import Batch, Encoded
+from attnlab.validate import WritableFolder
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class AttentionMaps(pl.Callback):
 
     def __init__(
         self,
-        dirpath: str,
+        dirpath: Annotated[str, WritableFolder()],
         every_n_epochs: Annotated[int, Ge(1)] = 1,
         examples: Annotated[int, Ge(1)] = 4,
         max_heads: Annotated[int, Ge(1)] = 8,

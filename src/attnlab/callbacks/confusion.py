@@ -12,6 +12,8 @@ from annotated_types import Ge
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 
+from attnlab.validate import WritableFolder
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,7 @@ class ConfusionMatrix(pl.Callback):
         max_labels: up to this many classes the plot names them and prints the counts.
     """
 
-    def __init__(self, dirpath: str, max_labels: Annotated[int, Ge(1)] = 30) -> None:
+    def __init__(self, dirpath: Annotated[str, WritableFolder()], max_labels: Annotated[int, Ge(1)] = 30) -> None:
         self.dirpath = Path(dirpath)
         self.max_labels = max_labels
 

@@ -61,7 +61,10 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "checkpoint_top_k": (["callbacks.model_checkpoint.save_top_k=all"], ["save_top_k=all", "an integer"]),
     "wandb_mode": (["logger=wandb", "logger.wandb.mode=online2"], ["logger.wandb.mode=online2", "offline"]),
     "ckpt_path_number": (["ckpt_path=5"], ["ckpt_path=5", "a string or null"]),
-    "maps_folder_unwritable": (["callbacks.attention_maps.dirpath=/proc/nope/maps"], ["dirpath=/proc/nope/maps"]),
+    "maps_folder_under_a_file": (
+        [f"callbacks.attention_maps.dirpath={__file__}/maps"],
+        [f"callbacks.attention_maps.dirpath={__file__}/maps cannot be created", "is a file"],
+    ),
     # keys nothing reads
     "added_backbone_key": (["+backbone.nope=1"], ["backbone.nope", "has no setting 'nope'", "depth, heads"]),
     "added_lstm_key": (["backbone=lstm", "+backbone.layers=2"], ["backbone.layers", "RecurrentEncoder", "hidden"]),

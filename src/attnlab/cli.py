@@ -16,11 +16,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from attnlab import config, distributed, hydra_errors, jobs
-from attnlab.errors import AttnlabError, ConfigError, find_user_error
-from attnlab.errors import fail as _fail
+from attnlab import config, distributed, jobs
+from attnlab.errors import AttnlabError, ConfigError, fail, find_user_error
 
 log = logging.getLogger("attnlab")
+
+
+def _fail(message: str) -> None:
+    fail(message)  # attnlab: error: <message>, exit 2
 
 
 def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -32,13 +35,11 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """
 
     def run(cfg: DictConfig) -> Any:
-        from attnlab import preflight
-
         config.register_resolvers()
         hydra_cfg = HydraConfig.get()
         try:
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
-                return jobs.run_job(preflight.checked(task), cfg)
+                return jobs.run_job(_checked(task), cfg)
         except Exception as exc:
             error = find_user_error(exc)
             if error is None:
@@ -47,6 +48,12 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             _fail(str(error))
 
     return run
+
+
+def _checked(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    from attnlab import preflight
+
+    return preflight.checked(task)  # a sweep's job checks its settings before it starts
 
 
 def _train_task(cfg: DictConfig) -> float | None:
@@ -71,10 +78,12 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     config.register_search_path()
     config.register_resolvers()
     app = hydra.main(config_path=str(config_path), config_name=config_name, version_base="1.3")(_as_job(task))
+    from attnlab import hydra_errors
+
     try:
-        with hydra_errors.reported(config_name, sys.argv[1:]):
+        with hydra_errors.reported(config_name, sys.argv[1:]):  # Hydra's composition errors, as one line
             app()
-    except AttnlabError as exc:  # Hydra's composition errors, as one line
+    except AttnlabError as exc:
         _fail(str(exc))
 
 

@@ -18,7 +18,7 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from attnlab import config, plugins
+from attnlab import config, plugins, preflight
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
 from conftest import compose_config
 
@@ -76,9 +76,11 @@ def test_config_file_composes_and_instantiates(root, rel, tmp_path):
     name, modality, overrides = overrides_for(root, rel)
     cfg = compose_config(overrides, name=name, output_dir=tmp_path)
     if name == "eval":
+        preflight.check_job(cfg, {}, [])
         instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_named(cfg.logger) or False)
         return
     run_settings(cfg)  # top-level keys: each is read, or this raises
+    preflight.check_job(cfg, {}, [])  # every value fits what it configures
     instantiate(cfg.data)  # constructing needs no files; set-up is tested per dataset
     with config.data_info(data_info(modality)):
         model = build_model(cfg)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
+from annotated_types import Ge, MinLen
 from torch import nn
 
 from attnlab.errors import ConfigError
@@ -35,7 +37,11 @@ class ConvStem(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, image_size: int, dim: int, channels: Sequence[int] = (32, 64, 128, 128)
+        self,
+        in_channels: Annotated[int, Ge(1)],
+        image_size: Annotated[int, Ge(1)],
+        dim: Annotated[int, Ge(1)],
+        channels: Annotated[Sequence[Annotated[int, Ge(1)]], MinLen(1)] = (32, 64, 128, 128),
     ) -> None:
         super().__init__()
         stride = 2 ** len(channels)

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytorch_lightning as pl
+from annotated_types import Ge, Interval
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -179,12 +180,12 @@ class AudioDataModule(pl.LightningDataModule):
         self,
         dataset: str,
         root: str | None = None,
-        sample_rate: int = 16000,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        split_seed: int = 0,
+        sample_rate: Annotated[int, Ge(1)] = 16000,
+        batch_size: Annotated[int, Ge(1)] = 32,
+        num_workers: Annotated[int, Ge(0)] = 0,
+        val_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.1,
+        test_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.2,
+        split_seed: Annotated[int, Ge(0)] = 0,
         download: bool = False,
         generation: Generation | None = None,
     ) -> None:

@@ -8,15 +8,20 @@ the clip alone, so padding cannot change any real frame.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal, get_args
+
 import torch
 import torchaudio.compliance.kaldi as kaldi
+from annotated_types import Ge, Gt
 from torch import Tensor, nn
 from torchaudio.transforms import FrequencyMasking, MelSpectrogram, TimeMasking
 
 from attnlab.errors import ConfigError
 
-KINDS = ("logmel", "fbank")
-NORMS = ("utterance", "global", "none")
+Kind = Literal["logmel", "fbank"]
+Norm = Literal["utterance", "global", "none"]
+KINDS: tuple[str, ...] = get_args(Kind)
+NORMS: tuple[str, ...] = get_args(Norm)
 
 
 def frame_count(samples: Tensor, win: int, hop: int) -> Tensor:
@@ -101,15 +106,15 @@ class Features(nn.Module):
 
     def __init__(
         self,
-        sample_rate: int,
-        kind: str = "logmel",
-        n_mels: int = 80,
-        win_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        normalize: str = "utterance",
-        freq_mask: int = 0,
-        time_mask: int = 0,
-        masks: int = 0,
+        sample_rate: Annotated[int, Ge(1)],
+        kind: Kind = "logmel",
+        n_mels: Annotated[int, Ge(1)] = 80,
+        win_ms: Annotated[float, Gt(0)] = 25.0,
+        hop_ms: Annotated[float, Gt(0)] = 10.0,
+        normalize: Norm = "utterance",
+        freq_mask: Annotated[int, Ge(0)] = 0,
+        time_mask: Annotated[int, Ge(0)] = 0,
+        masks: Annotated[int, Ge(0)] = 0,
     ) -> None:
         super().__init__()
         if kind not in KINDS:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
+from annotated_types import Ge
 from torch import nn
 
 from attnlab.types import Batch, Tokens
@@ -23,7 +26,13 @@ class SpeechFrontend(nn.Module):
         channels: subsampling convolution channels (default ``dim``).
     """
 
-    def __init__(self, features: Features, dim: int, subsampling: int = 4, channels: int | None = None) -> None:
+    def __init__(
+        self,
+        features: Features,
+        dim: Annotated[int, Ge(1)],
+        subsampling: Literal[1, 2, 4, 6, 8] = 4,
+        channels: Annotated[int, Ge(1)] | None = None,
+    ) -> None:
         super().__init__()
         self.features = features
         self.subsample = ConvSubsampling(features.n_mels, dim, subsampling, channels)

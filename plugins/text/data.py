@@ -18,11 +18,12 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from annotated_types import Ge
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from attnlab.errors import ConfigError, DataError
@@ -235,9 +236,9 @@ class TextDataModule(pl.LightningDataModule):
         self,
         source: TextSource,
         tokenizer: TextTokenizer | None = None,
-        max_length: int = 512,
-        batch_size: int = 32,
-        num_workers: int = 0,
+        max_length: Annotated[int, Ge(1)] = 512,
+        batch_size: Annotated[int, Ge(1)] = 32,
+        num_workers: Annotated[int, Ge(0)] = 0,
         save_dir: str | None = None,
         bucket: bool = True,
     ) -> None:

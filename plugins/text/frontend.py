@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from annotated_types import Ge
 from torch import nn
 
 from attnlab.errors import ConfigError
@@ -22,7 +25,9 @@ class TokenEmbedding(nn.Module):
         pad_id: the padding id (from the data); its row stays zero and gets no gradient.
     """
 
-    def __init__(self, vocab_size: int, dim: int, pad_id: int = 0) -> None:
+    def __init__(
+        self, vocab_size: Annotated[int, Ge(1)], dim: Annotated[int, Ge(1)], pad_id: Annotated[int, Ge(0)] = 0
+    ) -> None:
         super().__init__()
         if not 0 <= pad_id < vocab_size:
             raise ConfigError(f"frontend.pad_id={pad_id} must be a vocabulary id below vocab_size={vocab_size}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge, Interval
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets
@@ -180,12 +181,12 @@ class ImageDataModule(pl.LightningDataModule):
     def __init__(
         self,
         dataset: str,
-        image_size: int,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        split_seed: int = 0,
+        image_size: Annotated[int, Ge(1)],
+        batch_size: Annotated[int, Ge(1)] = 64,
+        num_workers: Annotated[int, Ge(0)] = 0,
+        val_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.1,
+        test_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.2,
+        split_seed: Annotated[int, Ge(0)] = 0,
         root: str | None = None,
         download: bool = False,
     ) -> None:

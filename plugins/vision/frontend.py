@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from annotated_types import Ge
 from torch import Tensor, nn
 
 from attnlab.errors import ConfigError
@@ -28,7 +31,13 @@ class PatchEmbed(nn.Module):
         patch_size: patch side in pixels; must divide ``image_size``.
     """
 
-    def __init__(self, in_channels: int, image_size: int, dim: int, patch_size: int = 16) -> None:
+    def __init__(
+        self,
+        in_channels: Annotated[int, Ge(1)],
+        image_size: Annotated[int, Ge(1)],
+        dim: Annotated[int, Ge(1)],
+        patch_size: Annotated[int, Ge(1)] = 16,
+    ) -> None:
         super().__init__()
         if patch_size < 1 or image_size % patch_size:
             raise ConfigError(

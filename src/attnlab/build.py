@@ -8,15 +8,17 @@ come from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any
 
 import pytorch_lightning as pl
+from annotated_types import Interval
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
 from attnlab.errors import ConfigError
 from attnlab.module import AttnlabModule
+from attnlab.validate import rejections
 
 COMPONENTS = (
     "data",
@@ -39,8 +41,10 @@ COMPONENTS = (
 class RunSettings:
     """The top-level scalars of a run's config; any other top-level key is an error.
 
+    :mod:`attnlab.validate` checks a composed config against these annotations.
+
     Attributes:
-        seed: passed to ``seed_everything`` (None: not seeded).
+        seed: passed to ``seed_everything`` (None: not seeded); numpy's range, 0 to 2**32 - 1.
         compile: wrap the model's forward in ``torch.compile``.
         ckpt_path: resume training from this checkpoint.
         test: evaluate the best checkpoint on the test split after training.
@@ -50,7 +54,7 @@ class RunSettings:
         attention_maps: build ``callbacks.attention_maps`` (off: not built at all).
     """
 
-    seed: int | None = None
+    seed: Annotated[int, Interval(ge=0, le=2**32 - 1)] | None = None
     compile: bool = False
     ckpt_path: str | None = None
     test: bool = True
@@ -111,7 +115,7 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
             raise ConfigError("attention_maps=true needs callbacks.attention_maps; keep explain=attention_maps")
     elif maps is not None:
         node = {k: v for k, v in node.items() if k != "attention_maps"}
-    callbacks = build_named(node)
+    callbacks = build_named(node, "callbacks")
     off: list[type] = []
     if cfg.trainer.get("enable_progress_bar") is False:
         off.append(ProgressBar)
@@ -120,8 +124,14 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return [c for c in callbacks if not isinstance(c, tuple(off))]
 
 
-def build_named(node: DictConfig | None) -> list[Any]:
-    """Objects from a mapping of named ``_target_`` configs (callbacks, loggers); None entries skipped."""
-    if node is None:
-        return []
-    return [instantiate(value) for value in node.values() if value is not None]
+def build_named(node: DictConfig | None, path: str = "logger") -> list[Any]:
+    """Objects from a mapping of named ``_target_`` configs at ``path`` (callbacks, loggers); None entries skipped.
+
+    A library's own ``ValueError`` about an entry's settings is one line naming it.
+    """
+    built = []
+    for name, value in (node or {}).items():
+        if value is not None:
+            with rejections(f"{path}.{name}", str(value.get("_target_"))):
+                built.append(instantiate(value))
+    return built

@@ -16,19 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attnlab.errors import AttnlabError, ConfigError, find_user_error
+from attnlab.errors import AttnlabError, ConfigError, fail, find_user_error
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 log = logging.getLogger("attnlab")
 
-EXIT_USER_ERROR = 2
-
 
 def _fail(message: str) -> None:
-    print(f"attnlab: error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USER_ERROR)
+    fail(message)  # attnlab: error: <message>, exit 2
 
 
 def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -50,7 +47,7 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
         try:
             threads.configure()  # this job's share of the cores
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
-                return jobs.run_job(task, cfg)
+                return jobs.run_job(_checked(task), cfg)
         except Exception as exc:
             error = find_user_error(exc)
             if error is None:
@@ -59,6 +56,12 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             _fail(str(error))
 
     return run
+
+
+def _checked(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    from attnlab import preflight
+
+    return preflight.checked(task)  # a sweep's job checks its settings before it starts
 
 
 def _train_task(cfg: DictConfig) -> float | None:
@@ -77,7 +80,7 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     import hydra
     from hydra._internal.utils import get_args_parser  # the parser hydra.main uses
 
-    from attnlab import config, distributed, plugins, usage
+    from attnlab import config, distributed, hydra_errors, plugins, usage
 
     sys.argv[1:] = distributed.rank_argv(sys.argv[1:])
     try:
@@ -91,7 +94,11 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     config.register_search_path()
     config.register_resolvers()
     app = hydra.main(config_path=str(config_path), config_name=config_name, version_base="1.3")(_as_job(task))
-    app()
+    try:
+        with hydra_errors.reported(config_name, sys.argv[1:]):  # Hydra's composition errors, as one line
+            app()
+    except AttnlabError as exc:
+        _fail(str(exc))
 
 
 def train_main() -> None:

@@ -6,6 +6,12 @@ and keeps its traceback. Messages say what was wrong and how to fix it.
 
 from __future__ import annotations
 
+import sys
+from typing import NoReturn
+
+EXIT_USER_ERROR = 2
+"""The exit status of a command that stopped on a user error."""
+
 
 class AttnlabError(Exception):
     """A problem with the user's input: configuration, data or environment."""
@@ -36,3 +42,9 @@ def find_user_error(exc: BaseException | None) -> AttnlabError | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def fail(message: str) -> NoReturn:
+    """Ends the command with ``attnlab: error: <message>`` on stderr and :data:`EXIT_USER_ERROR`."""
+    print(f"attnlab: error: {' '.join(message.split())}", file=sys.stderr)
+    raise SystemExit(EXIT_USER_ERROR)

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from attnlab import tracking
+from attnlab import tracking, validate
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named
 from attnlab.checkpoints import read_run
 from attnlab.config import data_info
@@ -37,11 +37,14 @@ def attention_maps(train_cfg: DictConfig, run_dir: Path) -> DictConfig:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Tests ``cfg.ckpt_path`` and writes ``metrics.json`` into this run's folder."""
+    if cfg.ckpt_path is None:
+        raise ConfigError("attnlab-eval needs a checkpoint to test: ckpt_path=<run>/checkpoints/best.ckpt")
     ckpt_path = Path(cfg.ckpt_path)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_cfg, info = read_run(ckpt_path)
     train_cfg.data = OmegaConf.merge(train_cfg.data, cfg.get("data") or {})
+    validate.check_target("data", train_cfg.data)  # the stored settings with this command's data.* on top
 
     datamodule, _ = build_datamodule(train_cfg, "test")
     with data_info(info):
@@ -50,7 +53,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("attention_maps", False):
         with open_dict(cfg):
             cfg.callbacks.attention_maps = attention_maps(train_cfg, run_dir)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
+    with validate.rejections("trainer", cfg.trainer._target_):
+        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
     try:
         for logger in loggers:
             logger.log_hyperparams(tracking.redact({"ckpt_path": str(ckpt_path), **OmegaConf.to_container(train_cfg)}))

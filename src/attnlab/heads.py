@@ -7,7 +7,10 @@ by a plugin.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal, get_args
+
 import torch.nn.functional as F
+from annotated_types import Ge, Interval
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
@@ -19,7 +22,11 @@ from attnlab.types import Batch, Encoded
 IGNORE_INDEX = -100
 """Target value that the token head leaves out of its loss and metrics (padding)."""
 
-POOLINGS = ("auto", "cls", "mean")
+Pooling = Literal["auto", "cls", "mean"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+Dropout = Annotated[float, Interval(ge=0, lt=1)]
+Width = Annotated[int, Ge(1)]
+Classes = Annotated[int, Ge(1)]
 
 
 class SequenceHead(nn.Module):
@@ -35,7 +42,7 @@ class SequenceHead(nn.Module):
         dropout: dropout before the classifier.
     """
 
-    def __init__(self, dim: int, num_classes: int, pooling: str = "auto", dropout: float = 0.0) -> None:
+    def __init__(self, dim: Width, num_classes: Classes, pooling: Pooling = "auto", dropout: Dropout = 0.0) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigError(f"head.pooling={pooling!r} is unknown; choose one of {', '.join(POOLINGS)}")
@@ -85,7 +92,7 @@ class TokenHead(nn.Module):
 
     needs_cls = False
 
-    def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: Width, num_classes: Classes, dropout: Dropout = 0.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.drop = nn.Dropout(dropout)
@@ -163,7 +170,7 @@ class CTCHead(nn.Module):
 
     needs_cls = False
 
-    def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: Width, num_classes: Classes, dropout: Dropout = 0.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.drop = nn.Dropout(dropout)

@@ -6,6 +6,9 @@ A scheduler config is a partial that receives the optimizer and ``total_steps``
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from annotated_types import Interval
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 
@@ -13,7 +16,10 @@ from attnlab.errors import ConfigError
 
 
 def warmup_cosine(
-    optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.1, min_lr_ratio: float = 0.01
+    optimizer: Optimizer,
+    total_steps: int,
+    warmup_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.1,
+    min_lr_ratio: Annotated[float, Interval(ge=0, le=1)] = 0.01,
 ) -> LRScheduler:
     """Linear warm-up from ~0 over ``warmup_fraction`` of training, then cosine decay.
 

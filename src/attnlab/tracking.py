@@ -13,14 +13,15 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from attnlab.errors import ConfigError
 
-MODES = ("auto", "online", "offline", "disabled")
+Mode = Literal["auto", "online", "offline", "disabled"]
+MODES: tuple[str, ...] = get_args(Mode)
 WANDB_ENV_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
 """What wandb itself accepts in ``WANDB_MODE``; anything else fails inside ``wandb.init``."""
 _SECRET = re.compile(
@@ -61,7 +62,7 @@ def resolve_mode(mode: str) -> str:
 def wandb_logger(
     project: str,
     save_dir: str,
-    mode: str = "auto",
+    mode: Mode = "auto",
     entity: str | None = None,
     name: str | None = None,
     group: str | None = None,

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from attnlab import tracking
+from attnlab import tracking, validate
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
 from attnlab.callbacks import EmbedRunConfig
 from attnlab.checkpoints import check_resumable, read_run
@@ -84,6 +84,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule, info = build_datamodule(cfg, "fit")
     log.info("data: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
     with data_info(info):
+        validate.check_config(cfg)  # again, now that ${from_data:...} values resolve
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         if rank_zero_only.rank == 0:  # DDP ranks > 0 re-run this job in the same folder
             print_config_tree(resolved)
@@ -93,7 +94,8 @@ def train(cfg: DictConfig) -> float | None:
         model = build_model(cfg, compile=settings.compile)
         callbacks = [*build_callbacks(cfg), EmbedRunConfig(resolved, info)]
         loggers = build_named(cfg.get("logger"))
-        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        with validate.rejections("trainer", cfg.trainer._target_):
+            trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     failed = True
     try:

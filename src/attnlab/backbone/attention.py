@@ -25,8 +25,11 @@ whole.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal, get_args
+
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge, Interval
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -34,8 +37,10 @@ from attnlab.backbone.local import band_mask, local_attention, window_sides
 from attnlab.backbone.positions import rotate
 from attnlab.errors import ConfigError
 
-SCORES = ("scaled_dot", "dot", "additive", "bilinear")
-NORMALIZE = ("softmax", "relu")
+Score = Literal["scaled_dot", "dot", "additive", "bilinear"]
+Normalize = Literal["softmax", "relu"]
+SCORES: tuple[str, ...] = get_args(Score)
+NORMALIZE: tuple[str, ...] = get_args(Normalize)
 
 ADDITIVE_CHUNK = 2**22
 """About how many elements the ``(B, H, n, T, d)`` tanh intermediate of one query chunk of
@@ -76,16 +81,16 @@ class SelfAttention(nn.Module):
 
     def __init__(
         self,
-        dim: int,
-        heads: int,
-        dropout: float = 0.0,
+        dim: Annotated[int, Ge(1)],
+        heads: Annotated[int, Ge(1)],
+        dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
         qkv_bias: bool = True,
-        window: int | None = None,
-        left: int | None = None,
-        right: int | None = None,
-        score: str = "scaled_dot",
-        normalize: str = "softmax",
-        topk: int | None = None,
+        window: Annotated[int, Ge(1)] | None = None,
+        left: Annotated[int, Ge(0)] | None = None,
+        right: Annotated[int, Ge(0)] | None = None,
+        score: Score = "scaled_dot",
+        normalize: Normalize = "softmax",
+        topk: Annotated[int, Ge(1)] | None = None,
     ) -> None:
         super().__init__()
         if heads < 1 or dim % heads:

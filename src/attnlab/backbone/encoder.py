@@ -8,12 +8,14 @@ Reads top-down: MLP → Block → Encoder. A block is
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
+from annotated_types import Ge, Gt, Interval
 from torch import Tensor, nn
 
 from attnlab.backbone.attention import SelfAttention
-from attnlab.backbone.positions import Rotary, build_positions
+from attnlab.backbone.positions import Position, Rotary, build_positions
 from attnlab.errors import ConfigError
 from attnlab.types import Encoded, Tokens
 
@@ -83,14 +85,14 @@ class Encoder(nn.Module):
 
     def __init__(
         self,
-        dim: int,
-        depth: int,
-        heads: int,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.0,
+        dim: Annotated[int, Ge(1)],
+        depth: Annotated[int, Ge(0)],
+        heads: Annotated[int, Ge(1)],
+        mlp_ratio: Annotated[float, Gt(0)] = 4.0,
+        dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
         attention: AttentionFactory = SelfAttention,
-        positions: str = "sinusoidal",
-        max_len: int = 1024,
+        positions: Position = "sinusoidal",
+        max_len: Annotated[int, Ge(1)] = 1024,
         cls_token: bool = False,
     ) -> None:
         super().__init__()

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -132,7 +133,8 @@ class Rotary(nn.Module):
         return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
-POSITIONS = ("sinusoidal", "learned", "rope", "none")
+Position = Literal["sinusoidal", "learned", "rope", "none"]
+POSITIONS: tuple[str, ...] = get_args(Position)
 
 
 def build_positions(kind: str, dim: int, max_len: int) -> nn.Module:

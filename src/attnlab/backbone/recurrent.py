@@ -9,9 +9,10 @@ compared on the same data, heads and loop. Padded batches go through
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from annotated_types import Ge, Interval
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -46,12 +47,12 @@ class RecurrentEncoder(nn.Module):
 
     def __init__(
         self,
-        dim: int,
-        kind: str = "lstm",
-        depth: int = 1,
-        hidden: int = 128,
+        dim: Annotated[int, Ge(1)],
+        kind: Literal["lstm", "gru"] = "lstm",
+        depth: Annotated[int, Ge(1)] = 1,
+        hidden: Annotated[int, Ge(1)] = 128,
         bidirectional: bool = True,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
         cls_token: bool = False,
         attention: Mapping[str, Any] | None = None,
     ) -> None:

@@ -22,12 +22,13 @@ import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import matplotlib.image
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from annotated_types import Ge
 from matplotlib.figure import Figure
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import move_data_to_device
@@ -36,6 +37,7 @@ from torch import Tensor
 from attnlab.errors import ConfigError
 from attnlab.explain import AttentionView, ExampleAttention, example_attention
 from attnlab.types import Batch, Encoded
+from attnlab.validate import WritableFolder
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +103,10 @@ class AttentionMaps(pl.Callback):
 
     def __init__(
         self,
-        dirpath: str,
-        every_n_epochs: int = 1,
-        examples: int = 4,
-        max_heads: int = 8,
+        dirpath: Annotated[str, WritableFolder()],
+        every_n_epochs: Annotated[int, Ge(1)] = 1,
+        examples: Annotated[int, Ge(1)] = 4,
+        max_heads: Annotated[int, Ge(1)] = 8,
         on_test: bool = True,
         view: AttentionView | None = None,
     ) -> None:

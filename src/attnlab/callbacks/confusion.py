@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import pytorch_lightning as pl
+from annotated_types import Ge
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
+
+from attnlab.validate import WritableFolder
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ class ConfusionMatrix(pl.Callback):
         max_labels: up to this many classes the plot names them and prints the counts.
     """
 
-    def __init__(self, dirpath: str, max_labels: int = 30) -> None:
+    def __init__(self, dirpath: Annotated[str, WritableFolder()], max_labels: Annotated[int, Ge(1)] = 30) -> None:
         self.dirpath = Path(dirpath)
         self.max_labels = max_labels
 

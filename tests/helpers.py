@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 
 from attnlab.types import Batch, Tokens
@@ -63,3 +66,18 @@ class FloatMaskPatchEmbed(PatchEmbed):
     def forward(self, batch: Batch) -> Tokens:
         tokens = super().forward(batch)
         return Tokens(tokens.x, tokens.pad_mask.float(), tokens.positions)
+
+
+class PauseAtEpoch(pl.Callback):
+    """Lets a test kill a run at an epoch boundary, after the previous epoch's checkpoints are written.
+
+    With ``ATTNLAB_TEST_PAUSE=<epoch>:<marker file>`` in the environment, the run touches the
+    marker at the start of that epoch and sleeps; without it, this callback does nothing
+    (and draws no random numbers either way).
+    """
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch, _, marker = os.environ.get("ATTNLAB_TEST_PAUSE", "").partition(":")
+        if epoch and trainer.current_epoch == int(epoch):
+            Path(marker).touch()
+            time.sleep(600)

@@ -16,7 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from attnlab import config, distributed, jobs
+from attnlab import config, distributed, jobs, resume
 from attnlab.errors import AttnlabError, ConfigError, find_user_error
 
 log = logging.getLogger("attnlab")
@@ -74,6 +74,11 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
         _fail(str(exc))
     config.register_search_path()
     config.register_resolvers()
+    if config_name == "train":  # `ckpt_path=last`: continue the run in its own folder
+        try:
+            sys.argv[1:] = resume.locate_run(sys.argv[1:])
+        except AttnlabError as exc:
+            _fail(str(exc))
     app = hydra.main(config_path=str(config_path), config_name=config_name, version_base="1.3")(_as_job(task))
     app()
 

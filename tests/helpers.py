@@ -68,16 +68,23 @@ class FloatMaskPatchEmbed(PatchEmbed):
         return Tokens(tokens.x, tokens.pad_mask.float(), tokens.positions)
 
 
-class PauseAtEpoch(pl.Callback):
-    """Lets a test kill a run at an epoch boundary, after the previous epoch's checkpoints are written.
+class StopAtEpoch(pl.Callback):
+    """Lets a test stop a run at the start of an epoch, after the previous epoch's checkpoints are written.
 
-    With ``ATTNLAB_TEST_PAUSE=<epoch>:<marker file>`` in the environment, the run touches the
-    marker at the start of that epoch and sleeps; without it, this callback does nothing
-    (and draws no random numbers either way).
+    Configured the same way in every run of a test (so their overrides match), it acts
+    only where the environment asks; it draws no random numbers either way.
+
+    - ``ATTNLAB_TEST_PAUSE=<epoch>:<marker file>``: touch the marker and wait, until
+      SIGTERM or for 10 minutes (for a kill or a signal from the test);
+    - ``ATTNLAB_TEST_INTERRUPT=<epoch>``: raise ``KeyboardInterrupt``, as Ctrl-C would.
     """
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch, _, marker = os.environ.get("ATTNLAB_TEST_PAUSE", "").partition(":")
         if epoch and trainer.current_epoch == int(epoch):
             Path(marker).touch()
-            time.sleep(600)
+            deadline = time.monotonic() + 600
+            while not trainer.received_sigterm and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if os.environ.get("ATTNLAB_TEST_INTERRUPT") == str(trainer.current_epoch):
+            raise KeyboardInterrupt

@@ -125,7 +125,7 @@ def check_resumable(ckpt_path: Path, stored: DictConfig, resolved: Mapping[str, 
         return
     if same_run:
         raise ConfigError(
-            f"ckpt_path=last: the run in {ckpt_path.parent.parent} was started with other settings "
+            f"cannot resume the run in {ckpt_path.parent.parent}: it was started with other settings "
             f"({'; '.join(diffs[:3])}); resume it with the settings it started with, or start a new run"
         )
     raise ConfigError(

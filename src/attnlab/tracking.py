@@ -11,6 +11,7 @@ from __future__ import annotations
 import netrc
 import os
 import re
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,7 @@ def run_id(folder: Path) -> str:
     path = folder / RUN_ID_FILE
     if path.is_file():
         return path.read_text().strip()
-    from wandb.util import generate_id
-
-    new = generate_id()
+    new = uuid.uuid4().hex[:16]  # W&B ids: letters and digits, unique within the project
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(new + "\n")

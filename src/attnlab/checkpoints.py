@@ -17,6 +17,8 @@ from attnlab.errors import ConfigError, DataError
 
 MODEL_KEYS = ("frontend", "backbone", "head")
 """Config sections that decide the shapes of the weights."""
+RECORDING_KEYS = ("ckpt_path", "logger", "tags")
+"""Config sections that say where a run is recorded (or resumed from), not what it computes."""
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -109,11 +111,11 @@ def check_resumable(ckpt_path: Path, stored: DictConfig, resolved: Mapping[str, 
         stored: the config the checkpoint was trained with.
         resolved: this run's resolved config.
         same_run: the run continues in its own folder (``ckpt_path=last``): every setting
-            must match, as the result is reported as that run's. Otherwise (a checkpoint
-            used to start a new run) only the model's settings must.
+            but :data:`RECORDING_KEYS` must match, as the result is reported as that run's.
+            Otherwise (a checkpoint used to start a new run) only the model's settings must.
     """
     stored_plain: dict[str, Any] = OmegaConf.to_container(stored)  # type: ignore[assignment]
-    keys = sorted((set(stored_plain) | set(resolved)) - {"ckpt_path"}) if same_run else MODEL_KEYS
+    keys = sorted((set(stored_plain) | set(resolved)) - set(RECORDING_KEYS)) if same_run else MODEL_KEYS
     stored_flat = dict(kv for key in keys for kv in _flat(stored_plain.get(key), key))
     ours = dict(kv for key in keys for kv in _flat(resolved.get(key), key))
     diffs = [

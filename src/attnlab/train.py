@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from attnlab import resume, tracking
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
@@ -48,19 +49,28 @@ def write_metrics(path: Path, metrics: Mapping[str, float]) -> None:
 
 
 def _interruptible(trainer: pl.Trainer, run_dir: Path, action: Callable[[], Any]) -> Any:
-    """``action()`` (``trainer.fit``/``test``), turning Lightning's exit on Ctrl-C or SIGTERM
-    (``SIGTERMException``, raised at the next batch boundary) into how to resume."""
+    """``action()`` (``trainer.fit``/``test``), saying how to resume when the run is stopped.
+
+    Lightning turns Ctrl-C into ``sys.exit(1)`` and SIGTERM into a ``SIGTERMException`` at
+    the next batch boundary; they exit with 130 and 143. Another exit raised inside the run
+    (submitit's on pre-emption, after it requeued the job) keeps its own status.
+    """
     try:
         return action()
-    except SystemExit:
+    except SystemExit as stop:
         if not trainer.interrupted:
             raise
-        what = "stopped by SIGTERM" if trainer.received_sigterm else "interrupted"
+        if isinstance(stop, SIGTERMException):
+            what, code = "stopped by SIGTERM", resume.EXIT_SIGTERM
+        elif isinstance(stop.__context__, KeyboardInterrupt):
+            what, code = "interrupted", resume.EXIT_SIGINT
+        else:
+            what, code = f"stopped (exit status {stop.code})", stop.code
         if (run_dir / resume.LAST).is_file():
             log.error("%s; resume from the end of its latest epoch with: %s", what, resume.resume_command(run_dir))
         else:
             log.error("%s before its first epoch ended; nothing to resume", what)
-        raise SystemExit(resume.EXIT_SIGTERM if trainer.received_sigterm else resume.EXIT_SIGINT) from None
+        raise SystemExit(code) from None
 
 
 def _fit(

@@ -103,17 +103,22 @@ def find_run(pattern: str, overrides: Sequence[str], cwd: Path | None = None) ->
     depth = len(parts) - len(fixed)
     folders = list(root.glob("/".join(["*"] * depth))) if depth else [root]
     ours = run_overrides(overrides)
-    runs = [
-        (record.get("started", ""), folder, record)
-        for folder in folders
-        if (record := jobs.read_status(folder)) is not None and run_overrides(record.get("overrides", [])) == ours
-    ]
+    records = {folder: record for folder in folders if (record := jobs.read_status(folder)) is not None}
+    newest_first = sorted(records, key=lambda folder: (records[folder].get("started", ""), str(folder)), reverse=True)
+    runs = [(folder, records[folder]) for folder in newest_first]
+    mine = [(folder, record) for folder, record in runs if run_overrides(record.get("overrides", [])) == ours]
     command = " ".join(["attnlab", *ours])
-    if not runs:
+    if not mine:
+        other = ""
+        if runs:
+            folder, record = runs[0]
+            theirs = " ".join(["attnlab", *run_overrides(record.get("overrides", []))])
+            other = f" (the newest there, {folder}, is `{theirs}`)"
         raise ConfigError(
-            f"ckpt_path=last: nothing to resume: no run of `{command}` under {root}; start it without ckpt_path=last"
+            f"ckpt_path=last: nothing to resume: no run of `{command}` under {root}{other}; "
+            "start it without ckpt_path=last"
         )
-    _, folder, record = max(runs, key=lambda run: (run[0], str(run[1])))
+    folder, record = mine[0]
     if record.get("status") == "completed":
         raise ConfigError(f"ckpt_path=last: nothing to resume: the newest run of `{command}`, {folder}, completed")
     if _alive(record):

@@ -47,15 +47,29 @@ def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left():
+    yield
+    while STARTED:  # a failed test leaves no run behind (a paused one would sleep for minutes)
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def start(args: list[str], cwd: Path, log: Path, **env: str) -> subprocess.Popen:
     """``attnlab <args>`` as a separate process; its output goes to ``log`` (a pipe could fill and block it)."""
     # One thread each: the test runs two side by side on two cores.
     environ = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1", **env}
     with log.open("w") as out:
-        return subprocess.Popen([str(BIN / "attnlab"), *args], cwd=cwd, env=environ, stdout=out, stderr=out)
+        STARTED.append(subprocess.Popen([str(BIN / "attnlab"), *args], cwd=cwd, env=environ, stdout=out, stderr=out))
+    return STARTED[-1]
 
 
-def wait_for(marker: Path, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+def wait_for(marker: Path, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not marker.exists():
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -63,7 +77,7 @@ def wait_for(marker: Path, proc: subprocess.Popen, log: Path, timeout: float = 1
         time.sleep(0.1)
 
 
-def finish(proc: subprocess.Popen, log: Path, timeout: float = 240) -> str:
+def finish(proc: subprocess.Popen, log: Path, timeout: float = 300) -> str:
     proc.wait(timeout=timeout)
     return log.read_text()
 

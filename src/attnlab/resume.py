@@ -14,7 +14,8 @@ latest epoch, see :mod:`attnlab.callbacks.checkpoint`):
   folder's ``last.ckpt`` without being asked: the folder is the job's own.
 
 Both compare the whole config with the checkpoint's (:func:`attnlab.checkpoints.check_resumable`).
-This module imports neither torch nor Lightning: :func:`locate_run` runs before Hydra.
+:func:`locate_run` runs in the ``attnlab`` command before Hydra starts; it reads only
+``job.json`` files, never a checkpoint.
 """
 
 from __future__ import annotations

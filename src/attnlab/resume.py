@@ -193,7 +193,9 @@ def resume_command(run_dir: Path) -> str:
         hydra_cfg = HydraConfig.get()
         words += run_overrides(hydra_cfg.overrides.task)
         chosen = [o for o in hydra_cfg.overrides.hydra if _key(o) == "hydra.run.dir"]
-        folder_given = jobs.is_multirun() or (bool(chosen) and os.environ.get(FOUND_ENV) != str(run_dir))
+        found = os.environ.get(FOUND_ENV)
+        by_word = found is not None and Path(found).resolve() == run_dir.resolve()
+        folder_given = jobs.is_multirun() or (bool(chosen) and not by_word)
     words.append(f"ckpt_path={WORD}")
     if folder_given:
         words.append(f"hydra.run.dir={_quoted(str(run_dir))}")

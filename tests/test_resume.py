@@ -178,22 +178,25 @@ def test_a_run_killed_at_an_epoch_boundary_resumes_into_the_same_run(tmp_path):
         assert torch.equal(ours["state_dict"][name], weight), name
 
 
-def test_sigterm_stops_the_run_and_says_how_to_resume(tmp_path):
-    args = [*SMALL, "trainer.max_epochs=3"]
-    marker, log = tmp_path / "paused", tmp_path / "run.log"
-    proc = start(args, tmp_path, log, ATTNLAB_TEST_PAUSE=f"1:{marker}")
-    wait_for(marker, proc, log)
-    proc.send_signal(signal.SIGTERM)
-    output = finish(proc, log, timeout=120)
-    assert proc.returncode == 143, output[-3000:]
+def test_sigterm_stops_the_run_and_the_command_it_prints_resumes_it(tmp_path):
+    args = [*SMALL, "trainer.max_epochs=4"]
     hint = "stopped by SIGTERM; resume from the end of its latest epoch with: " + " ".join(
         ["attnlab", *args, "ckpt_path=last"]
     )
-    assert hint + "\n" in output
-    (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
-    assert json.loads((run / "job.json").read_text())["status"] == "interrupted"
-    last = load(run / LAST)
-    assert (last["epoch"], last["global_step"]) == (0, 3)  # stopped in the second epoch: the first one's end
+    for attempt, (command, epoch) in enumerate([(args, 1), ([*args, "ckpt_path=last"], 2)]):
+        marker, log = tmp_path / f"paused{attempt}", tmp_path / f"run{attempt}.log"
+        proc = start(command, tmp_path, log, ATTNLAB_TEST_PAUSE=f"{epoch}:{marker}")
+        wait_for(marker, proc, log)
+        proc.send_signal(signal.SIGTERM)
+        output = finish(proc, log, timeout=120)
+        assert proc.returncode == 143, output[-3000:]
+        assert hint + "\n" in output  # the same one word, also after a resume
+        (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
+        assert json.loads((run / "job.json").read_text())["status"] == "interrupted"
+        last = load(run / LAST)
+        # Stopped in the epoch after the pause: last.ckpt is the end of the one before.
+        assert (last["epoch"], last["global_step"]) == (epoch - 1, 3 * epoch)
+    assert f"resuming from {run / LAST}" in output
 
 
 def test_resume_with_nothing_to_resume_is_one_line(tmp_path):

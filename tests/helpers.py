@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 
 from attnlab.types import Batch, Tokens
@@ -63,3 +66,25 @@ class FloatMaskPatchEmbed(PatchEmbed):
     def forward(self, batch: Batch) -> Tokens:
         tokens = super().forward(batch)
         return Tokens(tokens.x, tokens.pad_mask.float(), tokens.positions)
+
+
+class StopAtEpoch(pl.Callback):
+    """Lets a test stop a run at the start of an epoch, after the previous epoch's checkpoints are written.
+
+    Configured the same way in every run of a test (so their overrides match), it acts
+    only where the environment asks; it draws no random numbers either way.
+
+    - ``ATTNLAB_TEST_PAUSE=<epoch>:<marker file>``: touch the marker and wait, until
+      SIGTERM or for 10 minutes (for a kill or a signal from the test);
+    - ``ATTNLAB_TEST_INTERRUPT=<epoch>``: raise ``KeyboardInterrupt``, as Ctrl-C would.
+    """
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch, _, marker = os.environ.get("ATTNLAB_TEST_PAUSE", "").partition(":")
+        if epoch and trainer.current_epoch == int(epoch):
+            Path(marker).touch()
+            deadline = time.monotonic() + 600
+            while not trainer.received_sigterm and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if os.environ.get("ATTNLAB_TEST_INTERRUPT") == str(trainer.current_epoch):
+            raise KeyboardInterrupt

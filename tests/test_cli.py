@@ -62,9 +62,10 @@ def test_python_dash_m_runs_into_hydra_run_dir(tmp_path):
 def test_ctrl_c_keeps_last_checkpoint_and_tells_how_to_resume(tmp_path):
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.ckpt"
-    args = [str(BIN / "attnlab"), "logger=csv", "trainer.max_epochs=200", f"hydra.run.dir={run_dir}"]
+    small = ["data.image_size=32", "backbone.dim=32", "backbone.heads=2", "backbone.depth=1"]
+    overrides = ["logger=csv", "trainer.max_epochs=200", "trainer.limit_train_batches=3", *small]
     proc = subprocess.Popen(
-        args,
+        [str(BIN / "attnlab"), *overrides, f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -79,7 +80,8 @@ def test_ctrl_c_keeps_last_checkpoint_and_tells_how_to_resume(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-2000:]
-    assert f"resume with: attnlab logger=csv trainer.max_epochs=200 ckpt_path={last}" in stderr
+    hint = f"interrupted; resume from the end of its latest epoch with: attnlab {' '.join(overrides)}"
+    assert f"{hint} ckpt_path=last hydra.run.dir='{run_dir}'\n" in stderr  # the folder was given: it is repeated
     state = torch.load(last, weights_only=False)
     assert state["global_step"] > 0 and "attnlab" in state
 
@@ -89,6 +91,7 @@ def test_ctrl_c_keeps_last_checkpoint_and_tells_how_to_resume(tmp_path):
         str(BIN / "attnlab"),
         "logger=csv",
         *limits,
+        *small,
         f"trainer.max_epochs={state['epoch'] + 2}",
         f"ckpt_path={last}",
         f"hydra.run.dir={resumed}",

@@ -100,6 +100,7 @@ def test_resuming_from_last_ckpt_continues_where_it_stopped(make_config, tmp_pat
     assert state["global_step"] == 6 and state["epoch"] == 1
 
     other = make_config(*FAST, "logger=csv", "backbone.dim=16", f"ckpt_path={last}")
+    other.paths.output_dir = str(tmp_path / "other")  # a new run from the checkpoint: only the model must match
     with pytest.raises(ConfigError, match=r"holds a different model \(backbone.dim=32 there, 16 here"):
         train(other)
 

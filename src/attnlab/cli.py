@@ -80,7 +80,7 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     import hydra
     from hydra._internal.utils import get_args_parser  # the parser hydra.main uses
 
-    from attnlab import config, distributed, hydra_errors, plugins, usage
+    from attnlab import config, distributed, hydra_errors, plugins, resume, usage
 
     sys.argv[1:] = distributed.rank_argv(sys.argv[1:])
     try:
@@ -93,6 +93,11 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
         _fail(str(exc))
     config.register_search_path()
     config.register_resolvers()
+    if config_name == "train":  # `ckpt_path=last`: continue the run in its own folder
+        try:
+            sys.argv[1:] = resume.locate_run(sys.argv[1:])
+        except AttnlabError as exc:
+            _fail(str(exc))
     app = hydra.main(config_path=str(config_path), config_name=config_name, version_base="1.3")(_as_job(task))
     try:
         with hydra_errors.reported(config_name, sys.argv[1:]):  # Hydra's composition errors, as one line

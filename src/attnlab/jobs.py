@@ -1,9 +1,9 @@
 """One job of a run or a sweep: its status file, and failures that do not end a sweep.
 
 Every job folder holds ``job.json``: ``status`` goes from ``running`` to ``completed``,
-``failed`` (with the one-line error) or ``interrupted``, next to the job's overrides and
-its start and end times. ``attnlab-report`` reads it, so a sweep that is still running
-reports its jobs as they stand.
+``failed`` (with the one-line error) or ``interrupted``, next to the job's overrides, its
+start and end times and the process that runs it (``pid``, ``host``). ``attnlab-report``
+reads it, so a sweep that is still running reports its jobs as they stand.
 
 In a multirun, a failing job is recorded, logged and returns NaN, so the sweep goes on
 (the Optuna sweeper reports a NaN as a failed trial). A single run re-raises, so the
@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import socket
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,6 +90,7 @@ def run_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """
     folder = job_dir()
     record: dict[str, Any] = {"status": "running", "overrides": job_overrides(), "started": _now()}
+    record.update(pid=os.getpid(), host=socket.gethostname())  # `ckpt_path=last` never resumes a live run
     write_status(folder, record)
     try:
         value = task(cfg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import netrc
 import os
 import re
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -59,6 +60,23 @@ def resolve_mode(mode: str) -> str:
     return "online" if has_api_key() else "offline"
 
 
+RUN_ID_FILE = Path("wandb") / "attnlab-run-id"
+"""Where a run folder keeps its W&B run id, so a resumed run logs to the same W&B run."""
+
+
+def run_id(folder: Path) -> str:
+    """The W&B run id of the run in ``folder``: made by its first job, read by every resume."""
+    path = folder / RUN_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    new = uuid.uuid4().hex[:16]  # W&B ids: letters and digits, unique within the project
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(new + "\n")
+    tmp.replace(path)
+    return new
+
+
 def wandb_logger(
     project: str,
     save_dir: str,
@@ -70,9 +88,15 @@ def wandb_logger(
     tags: Sequence[str] = (),
     notes: str | None = None,
 ) -> WandbLogger:
-    """A Lightning ``WandbLogger`` whose files live in ``<save_dir>/wandb``."""
+    """A Lightning ``WandbLogger`` whose files live in ``<save_dir>/wandb``.
+
+    The W&B run id is kept in the run folder (:func:`run_id`): a run resumed in its folder
+    (``ckpt_path=last``) continues the same W&B run (``resume="allow"``), online or offline.
+    """
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     return WandbLogger(
+        id=run_id(Path(save_dir)),
+        resume="allow",
         project=project,
         save_dir=save_dir,
         entity=entity,

@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from attnlab import tracking, validate
+from attnlab import resume, tracking, validate
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
-from attnlab.callbacks import EmbedRunConfig
-from attnlab.checkpoints import check_resumable, read_run
+from attnlab.callbacks import EmbedRunConfig, LastCheckpoint
+from attnlab.checkpoints import check_resumable, read_run, trainer_plugins
 from attnlab.config import data_info
 from attnlab.console import print_config_tree, print_results
 from attnlab.distributed import end_process_group
@@ -47,27 +48,44 @@ def write_metrics(path: Path, metrics: Mapping[str, float]) -> None:
     tmp.replace(path)
 
 
-def resume_hint(ckpt: Path) -> str:
-    try:
-        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")]
-    except ValueError:
-        overrides = []
-    return " ".join(["attnlab", *overrides, f"ckpt_path={ckpt}"])
+def _interruptible(trainer: pl.Trainer, run_dir: Path, action: Callable[[], Any]) -> Any:
+    """``action()`` (``trainer.fit``/``test``), saying how to resume when the run is stopped.
 
-
-def _fit(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.LightningDataModule, ckpt: str | None) -> None:
-    """``trainer.fit``, turning Lightning's exit on Ctrl-C into a message on how to resume."""
+    Lightning turns Ctrl-C into ``sys.exit(1)`` and SIGTERM into a ``SIGTERMException`` at
+    the next batch boundary; they exit with 130 and 143. Another exit raised inside the run
+    (submitit's on pre-emption, after it requeued the job) keeps its own status.
+    """
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
-    except SystemExit:
+        return action()
+    except SystemExit as stop:
         if not trainer.interrupted:
             raise
-        last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            log.error("interrupted; resume with: %s", resume_hint(last))
+        if isinstance(stop, SIGTERMException):
+            what, code = "stopped by SIGTERM", resume.EXIT_SIGTERM
+        elif isinstance(stop.__context__, KeyboardInterrupt):
+            what, code = "interrupted", resume.EXIT_SIGINT
         else:
-            log.error("interrupted before any checkpoint was written")
-        raise SystemExit(130) from None
+            what, code = f"stopped (exit status {stop.code})", stop.code
+        if (run_dir / resume.LAST).is_file():
+            log.error("%s; resume from the end of its latest epoch with: %s", what, resume.resume_command(run_dir))
+        else:
+            log.error("%s before its first epoch ended; nothing to resume", what)
+        raise SystemExit(code) from None
+
+
+def _fit(
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    ckpt: Path | None,
+    same_run: bool,
+) -> None:
+    if ckpt is not None:
+        log.info("resuming from %s", ckpt)
+    with warnings.catch_warnings():
+        if same_run:  # continuing in its own folder, whose checkpoints Lightning would warn about
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt is not None else None)
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -76,7 +94,8 @@ def train(cfg: DictConfig) -> float | None:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # Read the checkpoint first: a wrong path fails before any data is prepared.
-    resume_from = read_run(Path(settings.ckpt_path))[0] if settings.ckpt_path is not None else None
+    ckpt, same_run = resume.checkpoint_to_resume(settings.ckpt_path, run_dir)
+    resume_from = read_run(ckpt)[0] if ckpt is not None else None
     if settings.seed is not None:
         pl.seed_everything(settings.seed, workers=True)
 
@@ -86,29 +105,39 @@ def train(cfg: DictConfig) -> float | None:
     with data_info(info):
         validate.check_config(cfg)  # again, now that ${from_data:...} values resolve
         resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+        if resume_from is not None:
+            check_resumable(ckpt, resume_from, resolved, same_run=same_run)
         if rank_zero_only.rank == 0:  # DDP ranks > 0 re-run this job in the same folder
             print_config_tree(resolved)
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        if resume_from is not None:
-            check_resumable(Path(settings.ckpt_path), resume_from, resolved)
         model = build_model(cfg, compile=settings.compile)
-        callbacks = [*build_callbacks(cfg), EmbedRunConfig(resolved, info)]
+        # last.ckpt is written after best.ckpt in the same epoch, so it holds the updated best score.
+        callbacks = sorted(
+            [*build_callbacks(cfg), EmbedRunConfig(resolved, info)], key=lambda c: isinstance(c, LastCheckpoint)
+        )
+        if not same_run and rank_zero_only.rank == 0:  # a new run in a used folder is a new W&B run
+            (run_dir / tracking.RUN_ID_FILE).unlink(missing_ok=True)
         loggers = build_named(cfg.get("logger"))
+        plugins = trainer_plugins(instantiate(cfg.trainer.get("plugins")))
         with validate.rejections("trainer", cfg.trainer._target_):
-            trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+            trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
     failed = True
     try:
         for logger in loggers:
             logger.log_hyperparams(tracking.redact(resolved))
-        _fit(trainer, model, datamodule, settings.ckpt_path)
+        _interruptible(trainer, run_dir, lambda: _fit(trainer, model, datamodule, ckpt, same_run))
         metrics = scalar_metrics(trainer.callback_metrics, ("train/", "val/"))
         best = trainer.checkpoint_callback
         if best is not None and getattr(best, "best_model_score", None) is not None:
             metrics[f"{best.monitor}_best"] = float(best.best_model_score)
         if settings.test:
             best_path = getattr(best, "best_model_path", "") if best is not None else ""
-            results = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+            results = _interruptible(
+                trainer,
+                run_dir,
+                lambda: trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False),
+            )
             metrics.update(scalar_metrics(results[0] if results else {}, ("test/",)))
         if trainer.is_global_zero:
             write_metrics(run_dir / "metrics.json", metrics)

@@ -1,8 +1,9 @@
-"""Lightning callbacks: safe interruption and resuming, a NaN guard, attention maps."""
+"""Lightning callbacks: the resumable last checkpoint, a NaN guard, attention maps, model statistics."""
 
 from attnlab.callbacks.attention_maps import AttentionMaps
+from attnlab.callbacks.checkpoint import LastCheckpoint
 from attnlab.callbacks.confusion import ConfusionMatrix
-from attnlab.callbacks.guards import EmbedRunConfig, InterruptCheckpoint, NonFiniteGuard
+from attnlab.callbacks.guards import EmbedRunConfig, NonFiniteGuard
 from attnlab.callbacks.model_stats import ModelStats
 
-__all__ = ["AttentionMaps", "ConfusionMatrix", "EmbedRunConfig", "InterruptCheckpoint", "ModelStats", "NonFiniteGuard"]
+__all__ = ["AttentionMaps", "ConfusionMatrix", "EmbedRunConfig", "LastCheckpoint", "ModelStats", "NonFiniteGuard"]

@@ -1,34 +1,14 @@
-"""Callbacks that keep a run's work safe: on Ctrl-C, and when the loss stops being finite."""
+"""Callbacks that keep a run's work safe: a NaN guard, and the run's config inside every checkpoint."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Checkpoint
 from torch import Tensor
 
 from attnlab.errors import TrainingError
-
-
-class InterruptCheckpoint(Checkpoint):
-    """Writes ``<dirpath>/last.ckpt`` when the run is interrupted with Ctrl-C.
-
-    Lightning's ``OnExceptionCheckpoint`` saves on any exception and deletes its file at
-    the end of a normal run; this one saves only on ``KeyboardInterrupt`` (weights after
-    a non-finite loss are not worth keeping) and leaves the file for resuming with
-    ``ckpt_path=<dirpath>/last.ckpt``.
-    """
-
-    def __init__(self, dirpath: str, filename: str = "last") -> None:
-        super().__init__()
-        self.path = Path(dirpath) / f"{filename}.ckpt"
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt) and trainer.state.fn == "fit":
-            trainer.save_checkpoint(self.path)
 
 
 class NonFiniteGuard(pl.Callback):

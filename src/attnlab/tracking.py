@@ -4,6 +4,10 @@
 entry, as ``wandb login`` writes) and offline otherwise. The mode is passed to
 ``wandb.init`` for this run only; the process-wide ``WANDB_MODE`` is left alone (Lightning's
 ``offline=True`` would set it for every later run in the process).
+
+The run's summary holds the best value of the optimised metric in its direction
+(``define_metric(summary="max"|"min")``), not its last value; checkpoints can be logged as
+artifacts (``log_model``), online or offline (``wandb sync`` uploads them later).
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from attnlab.errors import ConfigError
+from attnlab.runs import Mode, direction
 
 MODES = ("auto", "online", "offline", "disabled")
 WANDB_ENV_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
@@ -58,6 +63,27 @@ def resolve_mode(mode: str) -> str:
     return "online" if has_api_key() else "offline"
 
 
+class SummaryWandbLogger(WandbLogger):
+    """A ``WandbLogger`` whose run summarises ``metric`` by its best value in ``mode``.
+
+    W&B's summary of a metric is its last value unless ``define_metric`` says otherwise; the
+    definition is made when the run starts (Lightning creates it lazily), before any value.
+    """
+
+    def __init__(self, *args: Any, summary: tuple[str, Mode] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._summary = summary
+
+    @property
+    def experiment(self) -> Any:
+        new = self._experiment is None
+        run = super().experiment
+        if new and self._summary is not None:
+            metric, mode = self._summary
+            run.define_metric(metric, summary=mode)
+        return run
+
+
 def wandb_logger(
     project: str,
     save_dir: str,
@@ -68,10 +94,26 @@ def wandb_logger(
     job_type: str = "train",
     tags: Sequence[str] = (),
     notes: str | None = None,
+    summary_metric: str | None = None,
+    summary_mode: Mode | None = None,
+    log_model: bool | Literal["all"] = False,
 ) -> WandbLogger:
-    """A Lightning ``WandbLogger`` whose files live in ``<save_dir>/wandb``."""
+    """A Lightning ``WandbLogger`` whose files live in ``<save_dir>/wandb``.
+
+    Args:
+        summary_metric: the run's summary keeps this metric's best value (the optimised metric).
+        summary_mode: ``max`` or ``min``; None: the metric's direction (:func:`attnlab.runs.direction`).
+        log_model: log the checkpoints as W&B artifacts: ``True`` the best and last at the end
+            of training, ``"all"`` each one when it is saved, ``False`` none. Offline, the files
+            are copied into W&B's staging folder and uploaded by ``wandb sync``.
+    """
+    if log_model not in (True, False, "all"):
+        raise ConfigError(f"logger.wandb.log_model={log_model!r} must be true, false or all")
+    if summary_mode not in (None, "min", "max"):
+        raise ConfigError(f"logger.wandb.summary_mode={summary_mode!r} must be min, max or null")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    summary = (summary_metric, summary_mode or direction(summary_metric)) if summary_metric else None
+    return SummaryWandbLogger(
         project=project,
         save_dir=save_dir,
         entity=entity,
@@ -81,6 +123,8 @@ def wandb_logger(
         tags=list(tags),
         notes=notes,
         mode=resolve_mode(mode),
+        log_model=log_model,
+        summary=summary,
     )
 
 

@@ -7,7 +7,9 @@ entry, as ``wandb login`` writes) and offline otherwise. The mode is passed to
 
 The run's summary holds the best value of the optimised metric in its direction
 (``define_metric(summary="max"|"min")``), not its last value; checkpoints can be logged as
-artifacts (``log_model``), online or offline (``wandb sync`` uploads them later).
+artifacts (``log_model``), online or offline (``wandb sync`` uploads them later). Each job
+of a sweep also links its run folder into ``<sweep>/wandb/``, one W&B folder for the whole
+sweep: ``wandb leet <sweep>/wandb`` browses every job and ``wandb sync`` there uploads them.
 """
 
 from __future__ import annotations
@@ -64,24 +66,39 @@ def resolve_mode(mode: str) -> str:
 
 
 class SummaryWandbLogger(WandbLogger):
-    """A ``WandbLogger`` whose run summarises ``metric`` by its best value in ``mode``.
+    """A ``WandbLogger`` whose run summarises ``metric`` by its best value in ``mode``, and is
+    linked into its sweep's W&B folder.
 
     W&B's summary of a metric is its last value unless ``define_metric`` says otherwise; the
     definition is made when the run starts (Lightning creates it lazily), before any value.
     """
 
-    def __init__(self, *args: Any, summary: tuple[str, Mode] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, summary: tuple[str, Mode] | None = None, sweep_dir: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._summary = summary
+        self._sweep_dir = sweep_dir
 
     @property
     def experiment(self) -> Any:
         new = self._experiment is None
         run = super().experiment
-        if new and self._summary is not None:
-            metric, mode = self._summary
-            run.define_metric(metric, summary=mode)
+        if new and self._experiment is not None:  # rank zero, the run just started
+            if self._summary is not None:
+                metric, mode = self._summary
+                run.define_metric(metric, summary=mode)
+            if self._sweep_dir is not None and getattr(run, "dir", None):
+                link_into(Path(self._sweep_dir) / "wandb", Path(run.dir).parent)
         return run
+
+
+def link_into(folder: Path, run_dir: Path) -> None:
+    """Links the W&B run folder ``run_dir`` into ``folder`` (relative, so the sweep can move)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / run_dir.name
+    if not link.is_symlink() and not link.exists():
+        link.symlink_to(os.path.relpath(run_dir, folder), target_is_directory=True)
 
 
 def wandb_logger(
@@ -97,6 +114,7 @@ def wandb_logger(
     summary_metric: str | None = None,
     summary_mode: Mode | None = None,
     log_model: bool | Literal["all"] = False,
+    sweep_dir: str | None = None,
 ) -> WandbLogger:
     """A Lightning ``WandbLogger`` whose files live in ``<save_dir>/wandb``.
 
@@ -106,6 +124,7 @@ def wandb_logger(
         log_model: log the checkpoints as W&B artifacts: ``True`` the best and last at the end
             of training, ``"all"`` each one when it is saved, ``False`` none. Offline, the files
             are copied into W&B's staging folder and uploaded by ``wandb sync``.
+        sweep_dir: a multirun's folder: the run is linked into ``<sweep_dir>/wandb/``.
     """
     if log_model not in (True, False, "all"):
         raise ConfigError(f"logger.wandb.log_model={log_model!r} must be true, false or all")
@@ -125,6 +144,7 @@ def wandb_logger(
         mode=resolve_mode(mode),
         log_model=log_model,
         summary=summary,
+        sweep_dir=sweep_dir,
     )
 
 

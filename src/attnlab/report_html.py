@@ -186,7 +186,7 @@ def jobs_table(report: Report) -> str:
     table = go.Table(
         header={"values": [f"<b>{html.escape(c[0])}</b>" for c in cols], "fill_color": "#e8eaed", "align": "left"},
         cells={"values": values, "fill_color": colors, "align": "left", "height": 24},
-        columnwidth=[max(40, min(160, 9 * max(len(c[0]), *(len(v) for v in c[1][:50])))) for c in cols],
+        columnwidth=[max(48, min(200, 8 * max(len(c[0]), *(len(v) for v in c[1][:50])))) for c in cols],
     )
     buttons = []
     for title, _, keys, descending in cols:
@@ -199,7 +199,7 @@ def jobs_table(report: Report) -> str:
     fig.update_layout(
         title={"text": "Jobs, best setting first (sort by:)", "x": 0},
         updatemenus=[{"buttons": buttons, "x": 0.32, "y": 1.0, "yanchor": "bottom", "xanchor": "left"}],
-        height=min(720, 150 + 26 * len(jobs) + 14 * sum("<br>" in v for v in cols[-5][1])),
+        height=min(900, 150 + 34 * len(jobs)),  # cells wrap on narrow screens; the table scrolls past 900 px
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
     )
     return "<h2>Jobs</h2>\n" + figure_div(fig, "jobs", plotlyjs=True)

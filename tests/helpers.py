@@ -88,3 +88,126 @@ class StopAtEpoch(pl.Callback):
                 time.sleep(0.05)
         if os.environ.get("ATTNLAB_TEST_INTERRUPT") == str(trainer.current_epoch):
             raise KeyboardInterrupt
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+"""Flags that work on these machines (Playwright adds ``--headless`` and a fresh ``--user-data-dir``)."""
+
+
+def chromium() -> str:
+    """Debian's Chromium, installed with apt-get when missing (as root); skips the test where it cannot be had."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    pytest.importorskip("playwright.sync_api", reason="the browser tests drive Chromium with playwright (pip: dev)")
+    if shutil.which("chromium") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+            subprocess.run(command, capture_output=True, timeout=900, env=env)
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("no Chromium: `apt-get install chromium` (Debian) needs root and the package archive")
+    return found
+
+
+def open_in_browser(page_path: Path, script: str, screenshot: Path | None = None) -> dict[str, Any]:
+    """Loads ``page_path`` in headless Chromium (through the DevTools protocol) and returns what it showed.
+
+    Returns:
+        ``errors`` (console errors and uncaught exceptions), ``requests`` (every URL the page
+        asked for but itself and inline ``data:`` images) and ``result``: the value of the
+        JavaScript function ``script`` evaluated once every plotly figure has been drawn.
+    """
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.js-plotly-plot')].every(d => d._fullLayout)", timeout=30000
+            )
+            result = page.evaluate(script)
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+    own = page_path.resolve().as_uri()
+    return {
+        "errors": errors,
+        "requests": [u for u in requests if u != own and not u.startswith("data:")],
+        "result": result,
+    }
+
+
+def fake_job(
+    folder: Path,
+    overrides: list[str],
+    status: str,
+    metrics: dict[str, float] | None = None,
+    epochs: list[dict[str, float]] = (),
+    error: str | None = None,
+    objective: dict[str, str] | None = None,
+    optimized_metric: str = "val/acc",
+    params: int = 1000,
+    attention_bytes: int = 2**20,
+    throughput: list[float] = (100.0,),
+    confusion: tuple[list[str], list[list[int]]] | None = None,
+    maps: int = 0,
+) -> Path:
+    """A job folder as a run leaves it (job.json, config, metrics, history, confusion matrix, maps), untrained."""
+    import json
+
+    import yaml
+
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": optimized_metric, "seed": 1}))
+    record = {"status": status, "overrides": overrides, "started": "2026-01-01T10:00:00+00:00"}
+    if status != "running":
+        record["finished"] = "2026-01-01T10:01:30+00:00"
+    if error is not None:
+        record["error"] = error
+    if objective is not None:
+        record["objective"] = objective
+    (folder / "job.json").write_text(json.dumps(record))
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    history = folder / "history"
+    history.mkdir()
+    (history / "epochs.jsonl").write_text("".join(json.dumps({"epoch": i, **e}) + "\n" for i, e in enumerate(epochs)))
+    logged = [{"step": i, "train/device/samples_per_sec": v, "epoch": 0} for i, v in enumerate(throughput)]
+    (history / "logged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in logged))
+    stats = {"model/params": params, "model/attention_peak_bytes": attention_bytes}
+    (history / "hparams.json").write_text(json.dumps(stats))
+    if confusion is not None:
+        names, counts = confusion
+        rows = ["true \\ predicted," + ",".join(names)] + [",".join([n, *map(str, r)]) for n, r in zip(names, counts)]
+        (folder / "confusion_matrix.csv").write_text("\n".join(rows) + "\n")
+    if maps:
+        import numpy as np
+        from matplotlib.image import imsave
+
+        (folder / "attention" / "test").mkdir(parents=True)
+        for i in range(maps):
+            imsave(folder / "attention" / "test" / f"example{i}_rollout.png", np.random.default_rng(i).random((8, 8)))
+        captions = {f"example{i}": f"example {i}: true a, predicted b" for i in range(maps)}
+        (folder / "attention" / "test" / "captions.json").write_text(json.dumps(captions))
+    return folder

@@ -182,8 +182,8 @@ def test_callback_writes_heatmaps_rollout_and_the_modality_view(modality, make_c
     folder = tmp_path / "run" / "attention"
     want = expected_files(examples=2, layers=2, heads=1, view=True)
     for stage in ("epoch_000", "test"):
-        assert {p.name for p in (folder / stage).iterdir()} == want
-        assert all(p.stat().st_size > 1000 for p in (folder / stage).iterdir())
+        assert {p.name for p in (folder / stage).iterdir()} == want | {"captions.json"}
+        assert all(p.stat().st_size > 1000 for p in (folder / stage).glob("*.png"))
     if modality == "vision":  # W&B (offline) got the images too
         media = list((tmp_path / "run" / "wandb").glob("offline-run-*/files/media/images/attention/**/*.png"))
         assert len(media) >= len(want)

@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 
 from attnlab import config
 from conftest import BIN
-from helpers import wandb_records
+from helpers import open_in_browser, wandb_records
 
 TINY = [
     "debug=limit",
@@ -89,6 +89,37 @@ def test_each_job_is_its_own_wandb_run_grouped_by_the_sweep(grid):
         assert any(k.startswith("test/confusion_matrix") for k in keys)
 
 
+def test_one_wandb_folder_holds_the_whole_sweep(grid):
+    sweep, _ = grid
+    links = sorted((sweep / "wandb").iterdir())
+    assert sorted(link.resolve() for link in links) == sorted(p.resolve() for p in sweep.glob("*/wandb/offline-run-*"))
+    assert all(link.is_symlink() and not Path(os.readlink(link)).is_absolute() for link in links)
+    # `wandb sync` in the sweep folder finds every job's run (--dry-run: nothing leaves the machine)
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_SILENT")}
+    result = subprocess.run(
+        [str(BIN / "wandb"), "sync", "--dry-run"], cwd=sweep, capture_output=True, text=True, env=env
+    )
+    assert "Would sync 4 run(s)" in result.stdout + result.stderr
+
+
+def test_the_html_report_of_a_real_sweep_shows_every_job_and_setting(grid):
+    sweep, _ = grid
+    shown = open_in_browser(sweep / "report.html", TABLE_AND_CURVES)
+    assert shown["errors"] == [] and shown["requests"] == []
+    jobs, curves = shown["result"]
+    assert sorted(jobs) == ["0", "1", "2", "3"]
+    assert sorted(curves) == ["backbone.heads=1", "backbone.heads=2"]
+
+
+TABLE_AND_CURVES = """() => {
+  const job = [...document.querySelectorAll('#jobs .y-column')]
+    .find(c => c.querySelector('#header').textContent === 'job');
+  const cells = [...job.querySelectorAll('.column-block')].filter(b => b.id !== 'header')
+    .flatMap(b => [...b.querySelectorAll('.column-cell')]).map(c => c.textContent);
+  return [cells, [...document.querySelectorAll('#curves .legend .traces')].map(t => t.textContent)];
+}"""
+
+
 def test_report_has_one_row_per_job_and_a_plot(grid):
     sweep, _ = grid
     (sweep / "report.csv").unlink()  # written at the end of the sweep; the command writes it again
@@ -103,7 +134,8 @@ def test_report_has_one_row_per_job_and_a_plot(grid):
         assert row["status"] == "completed"
     assert (sweep / "report.png").stat().st_size > 0
     md = (sweep / "report.md").read_text()
-    assert "val/acc over seeds" in md and "backbone.heads=1" in md
+    assert "Ranked by val/acc (higher is better)" in md and "| 95% CI ± | seeds |" in md and "backbone.heads=1" in md
+    assert (sweep / "report.html").stat().st_size > 0
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):

@@ -124,19 +124,22 @@ def _latest_sweep(root: Path) -> Path:
 
 
 def report_main(argv: list[str] | None = None) -> None:
-    """``attnlab-report [SWEEP]``: a sweep's jobs as a table, plus report.csv/.md/.png in its folder."""
+    """``attnlab-report [FOLDER]``: a sweep's (or one run's) jobs ranked, plus report.csv/.md/.png/.html."""
     import argparse
 
     from attnlab.console import print_report
     from attnlab.report import build_report, write
 
     parser = argparse.ArgumentParser(prog="attnlab-report", description=report_main.__doc__)
-    parser.add_argument("sweep", nargs="?", type=Path, help="a sweep folder (default: the newest in outputs/multirun)")
-    parser.add_argument("--metric", help="the main metric (default: the sweep's optimized_metric)")
+    parser.add_argument(
+        "sweep", nargs="?", type=Path, help="a sweep or run folder (default: the newest in outputs/multirun)"
+    )
+    parser.add_argument("--metric", help="rank by this metric (default: the one the runs optimised)")
+    parser.add_argument("--mode", choices=("max", "min"), help="the metric's direction (default: its own)")
     parser.add_argument("--no-files", action="store_true", help="print only; write nothing into the sweep folder")
     args = parser.parse_args(argv)
     try:
-        report = build_report(args.sweep or _latest_sweep(Path("outputs/multirun")), args.metric)
+        report = build_report(args.sweep or _latest_sweep(Path("outputs/multirun")), args.metric, args.mode)
     except AttnlabError as exc:
         _fail(str(exc))
     print_report(report)

@@ -127,6 +127,13 @@ def sweep_group() -> str | None:
     return "/".join(parts[parts.index("multirun") + 1 :]) if "multirun" in parts[:-1] else sweep.name
 
 
+def sweep_dir() -> str | None:
+    """``${sweep_dir:}``: a multirun's folder (None in a single run)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return str(HydraConfig.get().sweep.dir)
+
+
 def job_label() -> str | None:
     """``${job_label:}``: the job's overrides as one string, e.g. ``backbone=small,seed=2``."""
     if not HydraConfig.initialized():
@@ -142,10 +149,11 @@ def mixed_precision() -> str:
 
 
 def register_resolvers() -> None:
-    """Registers ``from_data``, ``sweep_group``, ``job_label`` and ``mixed_precision`` (idempotent)."""
+    """Registers ``from_data``, ``sweep_group``, ``sweep_dir``, ``job_label`` and ``mixed_precision`` (idempotent)."""
     resolvers = {
         "from_data": _from_data,
         "sweep_group": sweep_group,
+        "sweep_dir": sweep_dir,
         "job_label": job_label,
         "mixed_precision": mixed_precision,
     }

@@ -54,27 +54,34 @@ def print_results(title: str, metrics: Mapping[str, float], run_dir: Path) -> No
 
 
 def print_report(report: Report) -> None:
-    """A sweep's jobs as a table, failed jobs' errors below it, then mean ± std per setting."""
+    """A sweep's jobs as a table (best setting first), failed jobs' errors, ties, then the settings."""
     table = Table(title=f"sweep {report.sweep}")
+    table.add_column("rank", justify="right")
     table.add_column("job", justify="right")
     for key in [*report.keys, *report.columns]:
         table.add_column(key, justify="right" if key in report.columns else "left", min_width=min(len(key), 14))
     table.add_column("status")
     styles = {"completed": "green", "failed": "red", "running": "yellow"}
-    for job in report.jobs:
-        metrics = [_cell(job.metrics.get(c)) for c in report.columns]
-        status = f"[{styles.get(job.status, 'magenta')}]{job.status}[/]"
-        table.add_row(job.name, *[escape(short(job.overrides.get(k, ""))) for k in report.keys], *metrics, status)
+    for setting in report.settings:
+        for job in setting.jobs:
+            metrics = [_cell(job.metrics.get(c)) for c in report.columns]
+            status = f"[{styles.get(job.status, 'magenta')}]{job.status}[/]"
+            overrides = [escape(short(job.overrides.get(k, ""))) for k in report.keys]
+            table.add_row(setting.rank_label, job.name, *overrides, *metrics, status)
     console = Console(soft_wrap=True, width=max(_console.width, 160)) if not _console.is_terminal else _console
     console.print(table)
     for job in report.failed:
         console.print(f"[red]job {job.name} failed[/]: {escape(job.error or 'no error recorded')}")
+    for note in report.ties():
+        console.print(f"[yellow]tie[/]: {escape(note)}")
     if report.seeded:
-        summary = Table(title=f"{report.metric} over seeds")
-        for column in ("setting", "mean", "std", "seeds"):
+        direction = "higher" if report.mode == "max" else "lower"
+        summary = Table(title=f"{report.metric} over seeds ({direction} is better)")
+        for column in ("rank", "setting", "mean", "95% CI ±", "seeds"):
             summary.add_column(column, justify="left" if column == "setting" else "right")
-        for s in report.settings():
-            summary.add_row(escape(s.label), f"{s.mean:.4f}", f"{s.std:.4f}", str(len(s.values)))
+        for s in report.settings:
+            half = "" if s.half_width is None else f"{s.half_width:.4f}"
+            summary.add_row(s.rank_label, escape(s.label), _cell(s.mean), half, str(len(s.values)))
         console.print(summary)
 
 

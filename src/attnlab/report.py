@@ -1,113 +1,103 @@
-"""``attnlab-report``: one table for a whole sweep, from the files its jobs leave.
+"""``attnlab-report``: a sweep's jobs ranked by one metric, from the files its jobs leave.
 
-Each job folder of a multirun holds ``.hydra/overrides.yaml`` (from Hydra), ``job.json``
-(status and error, :mod:`attnlab.jobs`), ``config.yaml`` (resolved) and ``metrics.json``.
-The report has one row per job with the overrides that vary across the sweep, the
-metrics and the status; when ``seed`` was swept, settings are also summarised as mean and
-spread over seeds. It reads only files, so it works while a sweep is still running.
+The jobs are read by :mod:`attnlab.runs` (files only, so a sweep that is still running can
+be reported). Jobs that differ only in ``seed`` form one setting; settings are ranked by
+the mean of the metric over their seeds, in the metric's direction, with a 95%
+t-interval. Equal means share a rank (``1=``) and the report says so: a saturated metric
+(every setting at 0.9825) cannot tell settings apart, and ``--metric`` ranks by another.
+Outputs: ``report.csv``, ``report.md``, ``report.png`` and ``report.html``
+(:mod:`attnlab.report_html`).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from attnlab.errors import AttnlabError, ConfigError
-from attnlab.jobs import read_status
+from attnlab.runs import Job, Mode, collect, direction
 
 log = logging.getLogger(__name__)
 
 SEED = "seed"
+CONFIDENCE = 0.95
 
 
-@dataclass
-class Job:
-    """What one job folder says about its job."""
+def interval(values: Sequence[float]) -> float | None:
+    """Half the width of the 95% t-interval of the mean of ``values`` (None for fewer than two)."""
+    if len(values) < 2:
+        return None
+    from scipy import stats
 
-    name: str
-    overrides: dict[str, str]
-    status: str
-    error: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    optimized_metric: str | None = None
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)))
+
+
+def _usable(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
 
 
 @dataclass
 class Setting:
-    """The jobs that share every varied override but the seed."""
+    """The jobs that share every varied override but the seed, and the metric over their seeds."""
 
     label: str
+    jobs: list[Job]
     values: list[float]
+    rank: int | None = None
+    tied: bool = False
 
     @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values)
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
 
     @property
     def std(self) -> float:
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
+    @property
+    def half_width(self) -> float | None:
+        return interval(self.values)
 
-def _overrides(folder: Path) -> list[str]:
-    status = read_status(folder) or {}
-    if "overrides" in status:
-        return list(status["overrides"])
-    path = folder / ".hydra" / "overrides.yaml"
-    return list(yaml.safe_load(path.read_text()) or []) if path.is_file() else []
-
-
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
+    @property
+    def rank_label(self) -> str:
+        return "" if self.rank is None else f"{self.rank}{'=' if self.tied else ''}"
 
 
-def _optimized_metric(folder: Path) -> str | None:
-    for path in (folder / "config.yaml", folder / ".hydra" / "config.yaml"):
-        if path.is_file():
-            config = yaml.safe_load(path.read_text()) or {}
-            return config.get("optimized_metric")
-    return None
+def counterpart(metric: str) -> str:
+    """The test metric that goes with a validation metric (``val/acc`` -> ``test/acc``)."""
+    return "test/" + metric.removeprefix("val/") if metric.startswith("val/") else metric
 
 
-def read_job(folder: Path) -> Job:
-    """The :class:`Job` recorded in ``folder``."""
-    status = read_status(folder) or {}
-    metrics_path = folder / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    state = status.get("status") or ("completed" if metrics else "running")
-    return Job(
-        name=folder.name,
-        overrides=dict(_split(o) for o in _overrides(folder)),
-        status=state,
-        error=status.get("error"),
-        metrics={k: float(v) for k, v in metrics.items()},
-        optimized_metric=_optimized_metric(folder),
-    )
+def baseline_of(key: str, metrics: set[str]) -> str | None:
+    """The metric a ``<split>/baseline/<name>_<metric>`` key is a baseline for, if it is reported."""
+    split, kind, rest = (key.split("/", 2) + ["", ""])[:3]
+    if kind != "baseline":
+        return None
+    matches = [m for m in metrics if m.startswith(f"{split}/") and rest.endswith("_" + m.split("/", 1)[1])]
+    return max(matches, key=len) if matches else None
 
 
-def _job_key(folder: Path) -> tuple[int, str]:
-    return (int(folder.name), "") if folder.name.isdigit() else (1 << 30, folder.name)
-
-
-def collect(sweep: Path) -> list[Job]:
-    """Every job of the sweep in ``sweep``, in job order."""
-    if not sweep.is_dir():
-        raise ConfigError(f"{sweep} is not a folder; pass a sweep folder such as outputs/multirun/<date>/<time>")
-    folders = [p for p in sweep.iterdir() if p.is_dir() and ((p / ".hydra").is_dir() or (p / "job.json").is_file())]
-    if not folders:
-        raise ConfigError(f"{sweep} holds no jobs (folders with .hydra/ or job.json); is it a multirun folder?")
-    return [read_job(p) for p in sorted(folders, key=_job_key)]
+def metric_columns(jobs: Sequence[Job], main: str) -> list[str]:
+    """The main metric, its test counterpart, then every other ``val/*`` and ``test/*`` metric, each
+    followed by its baselines."""
+    names = {k for job in jobs for k in job.metrics if k.startswith(("val/", "test/"))}
+    baselines = {k: baseline_of(k, names) for k in names}
+    plain = sorted(k for k in names if baselines[k] is None and "/baseline/" not in k)
+    order = [main, *([counterpart(main)] if counterpart(main) in names else [])]
+    order += [k for k in plain if k not in order]
+    columns: list[str] = []
+    for metric in order:
+        columns += [metric, *sorted(k for k, of in baselines.items() if of == metric)]
+    return columns + sorted(k for k in names if "/baseline/" in k and baselines[k] is None)
 
 
 def varied(jobs: Sequence[Job]) -> list[str]:
@@ -118,33 +108,48 @@ def varied(jobs: Sequence[Job]) -> list[str]:
     return [k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1]
 
 
-def metric_columns(jobs: Sequence[Job], main: str) -> list[str]:
-    """The main metric first, then every other validation and test metric."""
-    names = {k for job in jobs for k in job.metrics if k.startswith(("val/", "test/"))} - {main}
-    return [main, *sorted(names)]
+def _better(a: float, b: float, mode: Mode) -> bool:
+    return a > b if mode == "max" else a < b
 
 
-def settings(jobs: Sequence[Job], keys: Sequence[str], metric: str) -> list[Setting]:
-    """The main metric of completed jobs grouped by every varied key but ``seed``."""
-    groups: dict[str, list[float]] = {}
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def rank(settings: list[Setting], mode: Mode) -> list[Setting]:
+    """``settings`` best first, with competition ranks: equal means share a rank (``tied``)."""
+    scored = sorted((s for s in settings if s.mean is not None), key=lambda s: -s.mean if mode == "max" else s.mean)
+    for s in scored:
+        s.rank = 1 + sum(_better(o.mean, s.mean, mode) and not _same(o.mean, s.mean) for o in scored)
+        s.tied = sum(_same(o.mean, s.mean) for o in scored) > 1
+    return scored + [s for s in settings if s.mean is None]
+
+
+def group(jobs: Sequence[Job], keys: Sequence[str], metric: str) -> list[Setting]:
+    """Jobs grouped by every varied key but ``seed``; values: the metric of completed jobs."""
+    groups: dict[str, Setting] = {}
     for job in jobs:
+        label = ", ".join(f"{k}={job.overrides.get(k, '')}" for k in keys if k != SEED)
+        label = label or (job.name if len(jobs) == 1 else "all jobs")
+        setting = groups.setdefault(label, Setting(label, [], []))
+        setting.jobs.append(job)
         value = job.metrics.get(metric)
-        if job.status != "completed" or value is None or math.isnan(value):
-            continue
-        label = ", ".join(f"{k}={job.overrides.get(k, '')}" for k in keys if k != SEED) or "all jobs"
-        groups.setdefault(label, []).append(value)
-    return [Setting(label, values) for label, values in groups.items()]
+        if job.status == "completed" and _usable(value):
+            setting.values.append(value)
+    return list(groups.values())
 
 
 @dataclass
 class Report:
-    """A sweep's jobs, what varies, and the metric it ranks by."""
+    """A sweep's jobs, what varies, the metric it ranks by, and its settings ranked."""
 
     sweep: Path
     jobs: list[Job]
     keys: list[str]
     metric: str
+    mode: Mode
     columns: list[str]
+    settings: list[Setting]
 
     @property
     def seeded(self) -> bool:
@@ -154,26 +159,61 @@ class Report:
     def failed(self) -> list[Job]:
         return [job for job in self.jobs if job.status == "failed"]
 
+    def setting_of(self, job: Job) -> Setting:
+        return next(s for s in self.settings if job in s.jobs)
+
+    def ties(self) -> list[str]:
+        """One sentence per rank that several settings share: they cannot be told apart by the metric."""
+        notes = []
+        for r in sorted({s.rank for s in self.settings if s.tied}):
+            tied = [s for s in self.settings if s.rank == r]
+            alternative = counterpart(self.metric) if counterpart(self.metric) != self.metric else "another metric"
+            notes.append(
+                f"{len(tied)} settings share rank {r} on {self.metric} ({tied[0].mean:.4g}); "
+                f"this metric cannot tell them apart: compare {alternative} or rank with --metric"
+            )
+        return notes
+
     def rows(self) -> list[dict[str, Any]]:
-        """One plain row per job (for CSV and Markdown)."""
+        """One plain row per job in job order (CSV and Markdown)."""
         rows = []
         for job in self.jobs:
+            setting = self.setting_of(job)
             row: dict[str, Any] = {"job": job.name}
             row.update({k: job.overrides.get(k, "") for k in self.keys})
             row.update({c: job.metrics.get(c) for c in self.columns})
-            row.update(status=job.status, error=job.error or "")
+            row.update(
+                rank=setting.rank_label,
+                setting_mean=setting.mean,
+                setting_ci95=setting.half_width,
+                seconds=job.seconds,
+                params=job.params,
+                attention_peak_bytes=job.attention_bytes,
+                samples_per_sec=job.throughput,
+                status=job.status,
+                error=job.error or "",
+            )
             rows.append(row)
         return rows
 
-    def settings(self) -> list[Setting]:
-        return settings(self.jobs, self.keys, self.metric)
 
+def build_report(path: Path, metric: str | None = None, mode: Mode | None = None) -> Report:
+    """The :class:`Report` of the sweep (or single run) in ``path``.
 
-def build_report(sweep: Path, metric: str | None = None) -> Report:
-    """The :class:`Report` of the sweep in ``sweep``; ``metric`` defaults to its ``optimized_metric``."""
-    jobs = collect(sweep)
-    main = metric or next((j.optimized_metric for j in jobs if j.optimized_metric), None) or "val/acc"
-    return Report(sweep, jobs, varied(jobs), main, metric_columns(jobs, main))
+    Args:
+        metric: rank by this metric (default: the metric the runs optimised).
+        mode: its direction (default: the recorded one, else :func:`attnlab.runs.direction`).
+    """
+    jobs = collect(path)
+    known = sorted({k for job in jobs for k in job.metrics})
+    if metric is not None and metric not in known:
+        raise ConfigError(f"--metric {metric} is reported by no job in {path}; known: {', '.join(known) or 'none yet'}")
+    recorded = next((job.objective for job in jobs if job.objective is not None), None)
+    main = metric or (recorded[0] if recorded else "val/acc")
+    if mode is None:
+        mode = recorded[1] if recorded is not None and recorded[0] == main else direction(main)
+    keys = varied(jobs)
+    return Report(path, jobs, keys, main, mode, metric_columns(jobs, main), rank(group(jobs, keys, main), mode))
 
 
 def _fmt(value: Any) -> str:
@@ -211,47 +251,55 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]
 
 
 def markdown(report: Report) -> str:
-    """The report as Markdown: the jobs, then (seeds swept) mean ± spread per setting."""
-    rows = report.rows()
+    """The report as Markdown: the settings ranked (mean and 95% interval), ties, then every job."""
     done = sum(job.status == "completed" for job in report.jobs)
     counts = f"{len(report.jobs)} jobs: {done} completed, {len(report.failed)} failed."
-    lines = [f"# Sweep {report.sweep}", "", counts, ""]
+    arrow = "higher" if report.mode == "max" else "lower"
+    lines = [f"# Sweep {report.sweep}", "", counts, f"Ranked by {report.metric} ({arrow} is better).", ""]
+    lines += _md_table(
+        ["rank", "setting", "mean", "95% CI ±", "seeds" if report.seeded else "jobs"],
+        [(s.rank_label, s.label, s.mean, s.half_width, len(s.values)) for s in report.settings],
+    )
+    lines += [""] + [f"- {note}" for note in report.ties()] + ([""] if report.ties() else [])
+    lines += ["## Jobs", ""]
+    rows = report.rows()
     lines += _md_table(list(rows[0]), [list(r.values()) for r in rows])
-    if report.seeded:
-        lines += ["", f"## {report.metric} over seeds", ""]
-        table = [(s.label, s.mean, s.std, len(s.values)) for s in report.settings()]
-        lines += _md_table(["setting", "mean", "std", "seeds"], table)
     return "\n".join(lines) + "\n"
 
 
 def plot(report: Report, path: Path) -> bool:
-    """A PNG of the main metric per setting (mean and spread over seeds); False if nothing to plot."""
+    """A PNG of the metric per setting (mean and 95% interval over seeds); False if nothing to plot."""
     from matplotlib.figure import Figure
 
-    groups = report.settings()
+    groups = [s for s in report.settings if s.values]
     if not groups:
         return False
     fig = Figure(figsize=(max(4.0, 1.1 * len(groups) + 2), 4.0), layout="constrained")
     ax = fig.add_subplot()
     x = range(len(groups))
-    ax.bar(x, [g.mean for g in groups], yerr=[g.std for g in groups] if report.seeded else None, capsize=4, alpha=0.6)
-    for i, group in enumerate(groups):
-        ax.scatter([i] * len(group.values), group.values, color="black", s=12, zorder=3)
-    ax.set_xticks(list(x), [g.label.replace(", ", "\n") for g in groups], fontsize=8)
+    errors = [s.half_width or 0.0 for s in groups]
+    ax.bar(x, [g.mean for g in groups], yerr=errors if report.seeded else None, capsize=4, alpha=0.6)
+    for i, group_ in enumerate(groups):
+        ax.scatter([i] * len(group_.values), group_.values, color="black", s=12, zorder=3)
+    ax.set_xticks(list(x), [f"#{g.rank_label} " + g.label.replace(", ", "\n") for g in groups], fontsize=8)
     ax.set_ylabel(report.metric)
-    spread = "mean ± std over seeds, dots: jobs" if report.seeded else "one bar per job setting"
-    ax.set_title(f"{report.metric} ({spread})", fontsize=10)
+    spread = "mean and 95% interval over seeds, dots: jobs" if report.seeded else "one bar per setting"
+    ax.set_title(f"{report.metric} ({spread}), best first", fontsize=10)
     fig.savefig(path, dpi=120)
     return True
 
 
-def write(report: Report) -> list[Path]:
-    """Writes ``report.csv``, ``report.md`` and ``report.png`` into the sweep folder."""
+def write(report: Report, html: bool = True) -> list[Path]:
+    """Writes ``report.csv``, ``report.md``, ``report.png`` and ``report.html`` into the sweep folder."""
     written = [report.sweep / "report.csv", report.sweep / "report.md"]
     write_csv(report, written[0])
     written[1].write_text(markdown(report))
     if plot(report, report.sweep / "report.png"):
         written.append(report.sweep / "report.png")
+    if html:
+        from attnlab.report_html import write_html
+
+        written.append(write_html(report, report.sweep / "report.html"))
     return written
 
 

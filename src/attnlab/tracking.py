@@ -4,6 +4,12 @@
 entry, as ``wandb login`` writes) and offline otherwise. The mode is passed to
 ``wandb.init`` for this run only; the process-wide ``WANDB_MODE`` is left alone (Lightning's
 ``offline=True`` would set it for every later run in the process).
+
+The run's summary holds the best value of the optimised metric in its direction
+(``define_metric(summary="max"|"min")``), not its last value; checkpoints can be logged as
+artifacts (``log_model``), online or offline (``wandb sync`` uploads them later). Each job
+of a sweep also links its run folder into ``<sweep>/wandb/``, one W&B folder for the whole
+sweep: ``wandb leet <sweep>/wandb`` browses every job and ``wandb sync`` there uploads them.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from urllib.parse import urlparse
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from attnlab.errors import ConfigError
+from attnlab.runs import Mode as Direction
+from attnlab.runs import direction
 
 Mode = Literal["auto", "online", "offline", "disabled"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -77,6 +85,42 @@ def run_id(folder: Path) -> str:
     return new
 
 
+class SummaryWandbLogger(WandbLogger):
+    """A ``WandbLogger`` whose run summarises ``metric`` by its best value in ``mode``, and is
+    linked into its sweep's W&B folder.
+
+    W&B's summary of a metric is its last value unless ``define_metric`` says otherwise; the
+    definition is made when the run starts (Lightning creates it lazily), before any value.
+    """
+
+    def __init__(
+        self, *args: Any, summary: tuple[str, Direction] | None = None, sweep_dir: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._summary = summary
+        self._sweep_dir = sweep_dir
+
+    @property
+    def experiment(self) -> Any:
+        new = self._experiment is None
+        run = super().experiment
+        if new and self._experiment is not None:  # rank zero, the run just started
+            if self._summary is not None:
+                metric, mode = self._summary
+                run.define_metric(metric, summary=mode)
+            if self._sweep_dir is not None and getattr(run, "dir", None):
+                link_into(Path(self._sweep_dir) / "wandb", Path(run.dir).parent)
+        return run
+
+
+def link_into(folder: Path, run_dir: Path) -> None:
+    """Links the W&B run folder ``run_dir`` into ``folder`` (relative, so the sweep can move)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / run_dir.name
+    if not link.is_symlink() and not link.exists():
+        link.symlink_to(os.path.relpath(run_dir, folder), target_is_directory=True)
+
+
 def wandb_logger(
     project: str,
     save_dir: str,
@@ -87,14 +131,31 @@ def wandb_logger(
     job_type: str = "train",
     tags: Sequence[str] = (),
     notes: str | None = None,
+    summary_metric: str | None = None,
+    summary_mode: Direction | None = None,
+    log_model: bool | Literal["all"] = False,
+    sweep_dir: str | None = None,
 ) -> WandbLogger:
     """A Lightning ``WandbLogger`` whose files live in ``<save_dir>/wandb``.
 
     The W&B run id is kept in the run folder (:func:`run_id`): a run resumed in its folder
     (``ckpt_path=last``) continues the same W&B run (``resume="allow"``), online or offline.
+
+    Args:
+        summary_metric: the run's summary keeps this metric's best value (the optimised metric).
+        summary_mode: ``max`` or ``min``; None: the metric's direction (:func:`attnlab.runs.direction`).
+        log_model: log the checkpoints as W&B artifacts: ``True`` the best and last at the end
+            of training, ``"all"`` each one when it is saved, ``False`` none. Offline, the files
+            are copied into W&B's staging folder and uploaded by ``wandb sync``.
+        sweep_dir: a multirun's folder: the run is linked into ``<sweep_dir>/wandb/``.
     """
+    if log_model not in (True, False, "all"):
+        raise ConfigError(f"logger.wandb.log_model={log_model!r} must be true, false or all")
+    if summary_mode not in (None, "min", "max"):
+        raise ConfigError(f"logger.wandb.summary_mode={summary_mode!r} must be min, max or null")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    summary = (summary_metric, summary_mode or direction(summary_metric)) if summary_metric else None
+    return SummaryWandbLogger(
         id=run_id(Path(save_dir)),
         resume="allow",
         project=project,
@@ -106,6 +167,9 @@ def wandb_logger(
         tags=list(tags),
         notes=notes,
         mode=resolve_mode(mode),
+        log_model=log_model,
+        summary=summary,
+        sweep_dir=sweep_dir,
     )
 
 

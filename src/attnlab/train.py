@@ -19,26 +19,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from attnlab import resume, tracking, validate
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
 from attnlab.callbacks import EmbedRunConfig, LastCheckpoint
+from attnlab.callbacks.history import scalar_metrics
 from attnlab.checkpoints import check_resumable, read_run, trainer_plugins
 from attnlab.config import data_info
 from attnlab.console import print_config_tree, print_results
 from attnlab.distributed import end_process_group
 
 log = logging.getLogger(__name__)
-
-
-def scalar_metrics(metrics: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, float]:
-    """Plain floats for the epoch-level metrics under ``prefixes``.
-
-    Lightning names a value logged both per step and per epoch ``<key>_step`` and
-    ``<key>_epoch``; the epoch value is kept under ``<key>``.
-    """
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        if not key.startswith(prefixes) or key.endswith("_step") or key == "train/lr":
-            continue
-        out[key.removesuffix("_epoch")] = float(value)
-    return out
 
 
 def write_metrics(path: Path, metrics: Mapping[str, float]) -> None:
@@ -120,7 +107,9 @@ def train(cfg: DictConfig) -> float | None:
         loggers = build_named(cfg.get("logger"))
         plugins = trainer_plugins(instantiate(cfg.trainer.get("plugins")))
         with validate.rejections("trainer", cfg.trainer._target_):
-            trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
+            trainer: pl.Trainer = instantiate(
+                cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins
+            )
 
     failed = True
     try:

@@ -1,9 +1,18 @@
-"""Lightning callbacks: the resumable last checkpoint, a NaN guard, attention maps, model statistics."""
+"""Lightning callbacks: the resumable last checkpoint, a NaN guard, attention maps, model stats, the history."""
 
 from attnlab.callbacks.attention_maps import AttentionMaps
 from attnlab.callbacks.checkpoint import LastCheckpoint
 from attnlab.callbacks.confusion import ConfusionMatrix
 from attnlab.callbacks.guards import EmbedRunConfig, NonFiniteGuard
+from attnlab.callbacks.history import History
 from attnlab.callbacks.model_stats import ModelStats
 
-__all__ = ["AttentionMaps", "ConfusionMatrix", "EmbedRunConfig", "LastCheckpoint", "ModelStats", "NonFiniteGuard"]
+__all__ = [
+    "AttentionMaps",
+    "ConfusionMatrix",
+    "EmbedRunConfig",
+    "History",
+    "LastCheckpoint",
+    "ModelStats",
+    "NonFiniteGuard",
+]

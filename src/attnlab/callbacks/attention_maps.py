@@ -10,13 +10,15 @@ Per example ``i`` it writes into ``<dirpath>/epoch_<NNN>/`` or ``<dirpath>/test/
 ``example<i>_layer<l>_mean.png`` (each layer, mean over heads),
 ``example<i>_layer<L-1>_head<h>.png`` (each head of the last layer, up to ``max_heads``),
 ``example<i>_rollout.png`` (attention rollout) and, when the modality's view draws one,
-``example<i>_view.png``. The same images go to every W&B logger (``attention/<name>``,
-``attention/test/<name>``) and TensorBoard logger.
+``example<i>_view.png``, and ``captions.json``: per example its true class and the model's
+prediction, by class name, where each example has one label. The same images go to every
+W&B logger (``attention/<name>``, ``attention/test/<name>``, captioned) and TensorBoard logger.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import random
@@ -34,6 +36,7 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import move_data_to_device
 from torch import Tensor
 
+from attnlab.callbacks.confusion import class_names
 from attnlab.errors import ConfigError
 from attnlab.explain import AttentionView, ExampleAttention, example_attention
 from attnlab.types import Batch, Encoded
@@ -88,6 +91,20 @@ def heatmap(matrix: Tensor, labels: list[str] | None, title: str) -> Figure:
     return fig
 
 
+def captions(batch: Batch, logits: Tensor, names: list[str]) -> dict[str, str]:
+    """``example<i>`` -> a caption: its true class and the prediction where each example has one
+    label (targets ``(B,)``, logits ``(B, C)``), else the example's number alone."""
+    target = batch["target"]
+    single = isinstance(target, Tensor) and target.ndim == 1 and logits.ndim == 2
+    out = {}
+    for i in range(logits.shape[0]):
+        text = f"example {i}"
+        if single:
+            text += f": true {names[int(target[i])]}, predicted {names[int(logits[i].argmax())]}"
+        out[f"example{i}"] = text
+    return out
+
+
 class AttentionMaps(pl.Callback):
     """Logs attention heatmaps, rollout and the modality's view for fixed validation examples.
 
@@ -136,7 +153,7 @@ class AttentionMaps(pl.Callback):
         batch = self.fixed_batch(trainer, pl_module)
         if batch is None:
             return []
-        encoded = self.attention(pl_module, batch)
+        logits, encoded = self.attention(pl_module, batch)
         if not encoded.attention:
             log.warning("attention_maps: this backbone returns no attention (depth 0 or recurrent); no maps drawn")
             self.inactive = True
@@ -151,7 +168,9 @@ class AttentionMaps(pl.Callback):
                     path = folder / f"example{i}_{name}.png"
                     fig.savefig(path, dpi=100)
                     images.setdefault(name, []).append(path)
-        self.publish(trainer, "attention/test" if stage == "test" else "attention", images)
+        names = captions(batch, logits.cpu(), class_names(trainer.datamodule, logits.shape[-1]))
+        (folder / "captions.json").write_text(json.dumps(names, indent=2) + "\n")
+        self.publish(trainer, "attention/test" if stage == "test" else "attention", images, names)
         return [p for paths in images.values() for p in paths]
 
     def fixed_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Batch | None:
@@ -172,17 +191,17 @@ class AttentionMaps(pl.Callback):
         return move_data_to_device(self.batch, pl_module.device)
 
     @staticmethod
-    def attention(pl_module: pl.LightningModule, batch: Batch) -> Encoded:
-        """The encoding with attention maps, in eval mode, without gradients or RNG draws."""
+    def attention(pl_module: pl.LightningModule, batch: Batch) -> tuple[Tensor, Encoded]:
+        """The logits and the encoding with attention maps, in eval mode, without gradients or RNG draws."""
         modes = [(m, m.training) for m in pl_module.modules()]
         pl_module.eval()
         try:
             with torch.no_grad(), preserved_rng():
-                _, encoded = pl_module(batch, return_attention=True)
+                logits, encoded = pl_module(batch, return_attention=True)
         finally:
             for module, mode in modes:
                 module.training = mode
-        return encoded
+        return logits, encoded
 
     def figures(self, batch: Batch, index: int, example: ExampleAttention) -> Iterator[tuple[str, Figure]]:
         """``(name, figure)`` for each picture of one example."""
@@ -207,16 +226,14 @@ class AttentionMaps(pl.Callback):
             yield "view", overlay
 
     @staticmethod
-    def publish(trainer: pl.Trainer, prefix: str, images: dict[str, list[Path]]) -> None:
-        """Sends the images to the W&B and TensorBoard loggers (CSV loggers get nothing)."""
+    def publish(trainer: pl.Trainer, prefix: str, images: dict[str, list[Path]], captions: dict[str, str]) -> None:
+        """Sends the images to the W&B (captioned) and TensorBoard loggers (CSV loggers get nothing)."""
         step = trainer.global_step
         for logger in trainer.loggers:
             for name, paths in images.items():
                 if isinstance(logger, WandbLogger):
-                    captions = [p.stem.split("_", 1)[0] for p in paths]
-                    logger.log_image(
-                        key=f"{prefix}/{name}", images=[str(p) for p in paths], step=step, caption=captions
-                    )
+                    caption = [captions[p.stem.split("_", 1)[0]] for p in paths]
+                    logger.log_image(key=f"{prefix}/{name}", images=[str(p) for p in paths], step=step, caption=caption)
                 elif isinstance(logger, TensorBoardLogger):
                     for path in paths:
                         rgb = matplotlib.image.imread(path)[..., :3]  # (H, W, 3) in [0, 1]

@@ -1,11 +1,12 @@
-"""The test-time confusion matrix: a CSV and a PNG in the run folder, an image in W&B."""
+"""The test-time confusion matrix: a CSV and a PNG in the run folder; in W&B an image and an
+interactive confusion-matrix chart with the class names."""
 
 from __future__ import annotations
 
 import csv
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytorch_lightning as pl
 from annotated_types import Ge
@@ -32,6 +33,21 @@ def write_csv(matrix: Tensor, names: list[str], path: Path) -> None:
         writer.writerow(["true \\ predicted", *names])
         for name, row in zip(names, matrix.tolist()):
             writer.writerow([name, *row])
+
+
+def wandb_chart(matrix: Tensor, names: list[str]) -> Any:
+    """W&B's own confusion-matrix chart (what ``wandb.plot.confusion_matrix`` draws) from counts.
+
+    ``wandb.plot.confusion_matrix`` wants every prediction; the counts ``(C, C)`` (rows: true)
+    give the same table of (actual, predicted, count) with the class names.
+    """
+    import wandb
+
+    counts = matrix.tolist()
+    rows = [[names[i], names[j], counts[i][j]] for i in range(len(names)) for j in range(len(names))]
+    table = wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=rows)
+    fields = {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"}
+    return wandb.plot.plot_table("wandb/confusion_matrix/v1", table, fields, {"title": "test confusion matrix"})
 
 
 class ConfusionMatrix(pl.Callback):
@@ -62,6 +78,7 @@ class ConfusionMatrix(pl.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="test/confusion_matrix", images=[str(png)])
+                logger.log_metrics({"test/confusion_matrix_chart": wandb_chart(matrix, names)})
         log.info("confusion matrix: %s", png)
 
     def _plot(self, metric: object, matrix: Tensor, names: list[str], path: Path) -> None:

@@ -128,6 +128,8 @@ def check_target(path: str, node: DictConfig) -> None:
             value = read(node, key, child_path)
         except Later:
             continue
+        if _builds_objects(value):  # an interpolated `_target_` node: checked where it is written
+            continue
         check_value(child_path, value, hints.get(key, Any), target_name, raw=_raw(node, key))
     if partial and isinstance(target, type):
         _probe_partial(path, target_name, target, node)
@@ -403,6 +405,13 @@ def _walk(path: str, node: Any) -> None:
 
 def _holds_target(node: Any) -> bool:
     return (isinstance(node, DictConfig) and "_target_" in node) or any(_holds_target(c) for _, c in _children(node))
+
+
+def _builds_objects(value: Any) -> bool:
+    """A plain value holding a ``_target_`` mapping, which Hydra builds into an object."""
+    if isinstance(value, dict):
+        return "_target_" in value or any(_builds_objects(v) for v in value.values())
+    return isinstance(value, list) and any(_builds_objects(v) for v in value)
 
 
 def _children(node: Any) -> Iterator[tuple[Any, DictConfig | ListConfig]]:

@@ -31,6 +31,7 @@ import logging
 import random
 from pathlib import Path
 from typing import Any
+from weakref import proxy
 
 import numpy as np
 import pytorch_lightning as pl
@@ -99,6 +100,9 @@ class LastCheckpoint(Checkpoint):
         super().__init__()
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self.last_model_path = ""  # the file once it holds this run's state; NonFiniteGuard names it
+        self.current_score = None  # what loggers that keep checkpoints (W&B log_model) read besides the path
+        self.save_top_k = 1
+        self.best_model_path = ""  # it ranks nothing: best.ckpt is ModelCheckpoint's
         self._restored = False
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -106,6 +110,8 @@ class LastCheckpoint(Checkpoint):
             return
         trainer.save_checkpoint(self.path)
         self.last_model_path = str(self.path)
+        for logger in trainer.loggers:  # e.g. logger.wandb.log_model=true keeps it as an artifact
+            logger.after_save_checkpoint(proxy(self))
 
     def state_dict(self) -> dict[str, Any]:
         return {"random_state": random_state()}

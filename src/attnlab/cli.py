@@ -16,7 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from attnlab import config, distributed, jobs
+from attnlab import compose, config, distributed, jobs
 from attnlab.errors import AttnlabError, ConfigError, find_user_error
 
 log = logging.getLogger("attnlab")
@@ -34,15 +34,19 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 
     Runs in Hydra's launcher, which may be a fresh worker process (joblib), so it
     registers attnlab's resolvers itself; and it lets the ranks that Lightning's DDP
-    starts re-run this job (see :mod:`attnlab.distributed`).
+    starts re-run this job (see :mod:`attnlab.distributed`). The groups named on the
+    command line win over a preset's keys (:func:`attnlab.compose.honour_job_choices`).
     """
+
+    def honoured(cfg: DictConfig) -> Any:
+        return task(compose.honour_job_choices(cfg))
 
     def run(cfg: DictConfig) -> Any:
         config.register_resolvers()
         hydra_cfg = HydraConfig.get()
         try:
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
-                return jobs.run_job(task, cfg)
+                return jobs.run_job(honoured, cfg)
         except Exception as exc:
             error = find_user_error(exc)
             if error is None:

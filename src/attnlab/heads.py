@@ -3,9 +3,16 @@
 A head owns its output layer, its loss and its metrics, so the LightningModule stays
 task-agnostic. Chosen by config (``head=sequence``, ``head=token`` or ``head=ctc``), never
 by a plugin.
+
+Each head declares the metrics it logs as ``metric_types`` (name -> torchmetrics class),
+and ``metrics()`` builds exactly those: torchmetrics' ``higher_is_better`` then gives each
+metric its direction (:mod:`attnlab.objective`) before any head is built. The first is
+the head's main metric, the default ``optimized_metric`` (``val/<name>``).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,6 +41,8 @@ class SequenceHead(nn.Module):
         pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``) or ``mean``.
         dropout: dropout before the classifier.
     """
+
+    metric_types: ClassVar[dict[str, type[Metric]]] = {"acc": MulticlassAccuracy}
 
     def __init__(self, dim: int, num_classes: int, pooling: str = "auto", dropout: float = 0.0) -> None:
         super().__init__()
@@ -84,6 +93,7 @@ class TokenHead(nn.Module):
     """
 
     needs_cls = False
+    metric_types: ClassVar[dict[str, type[Metric]]] = {"acc": MulticlassAccuracy, "f1": MulticlassF1Score}
 
     def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -162,6 +172,7 @@ class CTCHead(nn.Module):
     """
 
     needs_cls = False
+    metric_types: ClassVar[dict[str, type[Metric]]] = {"cer": CharErrorRate}
 
     def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()

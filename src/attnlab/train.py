@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from hydra.utils import instantiate
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from attnlab import tracking
+from attnlab import jobs, objective, tracking
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
-from attnlab.callbacks import EmbedRunConfig
+from attnlab.callbacks import EmbedRunConfig, TrackObjective
 from attnlab.checkpoints import check_resumable, read_run
 from attnlab.config import data_info
 from attnlab.console import print_config_tree, print_results
@@ -71,8 +70,10 @@ def _fit(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.Lightnin
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Runs one job and returns ``cfg.optimized_metric`` (for Hydra sweepers)."""
+    """Runs one job and returns the best value of ``cfg.optimized_metric`` in its direction (for sweepers)."""
     settings = run_settings(cfg)
+    goal = objective.of_config(cfg)  # an unknown metric fails here, before any data or training
+    jobs.annotate(objective=goal.as_record())
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # Read the checkpoint first: a wrong path fails before any data is prepared.
@@ -91,7 +92,8 @@ def train(cfg: DictConfig) -> float | None:
         if resume_from is not None:
             check_resumable(Path(settings.ckpt_path), resume_from, resolved)
         model = build_model(cfg, compile=settings.compile)
-        callbacks = [*build_callbacks(cfg), EmbedRunConfig(resolved, info)]
+        tracker = TrackObjective(goal)
+        callbacks = [*build_callbacks(cfg), EmbedRunConfig(resolved, info), tracker]
         loggers = build_named(cfg.get("logger"))
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -101,9 +103,9 @@ def train(cfg: DictConfig) -> float | None:
             logger.log_hyperparams(tracking.redact(resolved))
         _fit(trainer, model, datamodule, settings.ckpt_path)
         metrics = scalar_metrics(trainer.callback_metrics, ("train/", "val/"))
+        if tracker.best is not None:
+            metrics[f"{goal.metric}_best"] = tracker.best
         best = trainer.checkpoint_callback
-        if best is not None and getattr(best, "best_model_score", None) is not None:
-            metrics[f"{best.monitor}_best"] = float(best.best_model_score)
         if settings.test:
             best_path = getattr(best, "best_model_path", "") if best is not None else ""
             results = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
@@ -118,5 +120,4 @@ def train(cfg: DictConfig) -> float | None:
 
     if trainer.is_global_zero:
         print_results("final metrics", metrics, run_dir)
-    value = metrics.get(settings.optimized_metric)
-    return None if value is None or math.isnan(value) else value
+    return tracker.best

@@ -4,5 +4,14 @@ from attnlab.callbacks.attention_maps import AttentionMaps
 from attnlab.callbacks.confusion import ConfusionMatrix
 from attnlab.callbacks.guards import EmbedRunConfig, InterruptCheckpoint, NonFiniteGuard
 from attnlab.callbacks.model_stats import ModelStats
+from attnlab.callbacks.objective import TrackObjective
 
-__all__ = ["AttentionMaps", "ConfusionMatrix", "EmbedRunConfig", "InterruptCheckpoint", "ModelStats", "NonFiniteGuard"]
+__all__ = [
+    "AttentionMaps",
+    "ConfusionMatrix",
+    "EmbedRunConfig",
+    "InterruptCheckpoint",
+    "ModelStats",
+    "NonFiniteGuard",
+    "TrackObjective",
+]

@@ -144,6 +144,9 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
         The config (``cfg`` itself, edited) and what of the preset was not applied (None:
         nothing, or no preset chosen).
     """
+    parsed = _parse(overrides)
+    if not any(o.key_or_group == PRESET and not o.is_delete() for o in parsed):
+        return cfg, None  # presets are asked for by name, on the command line
     loader = GlobalHydra.instance().config_loader()
     listed = loader.compute_defaults_list(config_name, list(overrides), RunMode.RUN)
     choices: dict[str, str | None] = dict(listed.overrides.known_choices)
@@ -152,7 +155,7 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
         return cfg, None
 
     named: dict[str, str] = {}
-    for o in _parse(overrides):
+    for o in parsed:
         group = o.key_or_group
         if group in choices and group != PRESET and not group.startswith("hydra") and not o.is_delete():
             named[group] = str(choices[group])
@@ -184,7 +187,7 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
         and f"{group}/{choice}" in parent
         and not in_preset(f"{group}/{choice}")
     ]
-    kept = [o.input_line for o in _parse(overrides) if o.key_or_group != PRESET]
+    kept = [o.input_line for o in parsed if o.key_or_group != PRESET]
     without = loader.load_configuration(config_name, [*kept, f"~{PRESET}", *pins], run_mode=RunMode.RUN)
 
     preset_selects = {

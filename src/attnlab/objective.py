@@ -101,13 +101,20 @@ def known_metrics(head: type, stages: Iterable[str] = FIT_STAGES) -> dict[str, M
     return {f"{stage}/{name}": mode for stage in stages for name, mode in sorted(modes.items())}
 
 
-def resolve(metric: str, head: type, stages: Iterable[str] = FIT_STAGES) -> Objective:
-    """The :class:`Objective` for ``metric`` under ``head``, or a one-line error listing the known names."""
+def resolve(
+    metric: str, head: type, stages: Iterable[str] = FIT_STAGES, setting: str = "optimized_metric"
+) -> Objective:
+    """The :class:`Objective` for ``metric`` under ``head``, or a one-line error listing the known names.
+
+    Args:
+        metric: a logged name, ``<stage>/<name>``.
+        head: the head class whose ``metric_types`` declare the names and directions.
+        stages: the stages ``metric`` may come from (fitting: ``val`` and ``train``).
+        setting: how the user gave ``metric``, for the error message.
+    """
     known = known_metrics(head, stages)
     if metric not in known:
-        raise ConfigError(
-            f"optimized_metric={metric} is not logged by head {head.__qualname__}; known: {', '.join(known)}"
-        )
+        raise ConfigError(f"{setting}={metric} is not logged by head {head.__qualname__}; known: {', '.join(known)}")
     return Objective(metric, known[metric])
 
 

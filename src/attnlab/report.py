@@ -3,8 +3,10 @@
 Each job folder of a multirun holds ``.hydra/overrides.yaml`` (from Hydra), ``job.json``
 (status and error, :mod:`attnlab.jobs`), ``config.yaml`` (resolved) and ``metrics.json``.
 The report has one row per job with the overrides that vary across the sweep, the
-metrics and the status; when ``seed`` was swept, settings are also summarised as mean and
-spread over seeds. It reads only files, so it works while a sweep is still running.
+metrics and the status, best first in the main metric's direction (the objective the jobs
+recorded, or the head's declaration: :mod:`attnlab.objective`); when ``seed`` was swept,
+settings are also summarised as mean and spread over seeds. It reads only files, so it
+works while a sweep is still running.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from attnlab import objective
 from attnlab.errors import AttnlabError, ConfigError
 from attnlab.jobs import read_status
+from attnlab.objective import Objective
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ class Job:
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     optimized_metric: str | None = None
+    objective: dict[str, str] | None = None
+    head: str | None = None
 
 
 @dataclass
@@ -72,12 +78,11 @@ def _split(override: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
-def _optimized_metric(folder: Path) -> str | None:
+def _config(folder: Path) -> dict[str, Any]:
     for path in (folder / "config.yaml", folder / ".hydra" / "config.yaml"):
         if path.is_file():
-            config = yaml.safe_load(path.read_text()) or {}
-            return config.get("optimized_metric")
-    return None
+            return yaml.safe_load(path.read_text()) or {}
+    return {}
 
 
 def read_job(folder: Path) -> Job:
@@ -86,13 +91,16 @@ def read_job(folder: Path) -> Job:
     metrics_path = folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     state = status.get("status") or ("completed" if metrics else "running")
+    config = _config(folder)
     return Job(
         name=folder.name,
         overrides=dict(_split(o) for o in _overrides(folder)),
         status=state,
         error=status.get("error"),
         metrics={k: float(v) for k, v in metrics.items()},
-        optimized_metric=_optimized_metric(folder),
+        optimized_metric=(status.get("objective") or {}).get("metric") or config.get("optimized_metric"),
+        objective=status.get("objective"),
+        head=(config.get("head") or {}).get("_target_"),
     )
 
 
@@ -145,6 +153,7 @@ class Report:
     keys: list[str]
     metric: str
     columns: list[str]
+    mode: str = "max"  # the metric's direction: the rows are best first
 
     @property
     def seeded(self) -> bool:
@@ -169,11 +178,25 @@ class Report:
         return settings(self.jobs, self.keys, self.metric)
 
 
+def ranking(jobs: Sequence[Job], metric: str) -> Objective:
+    """``metric``'s direction: as the jobs recorded it, else as their head declares it (max if unknown)."""
+    for job in jobs:
+        if job.objective and job.objective.get("metric") == metric:
+            return Objective(metric, job.objective["mode"])
+    head = next((job.head for job in jobs if job.head), None)
+    if head is None:
+        return Objective(metric, "max")
+    head_class = objective.head_class({"head": {"_target_": head}})
+    return objective.resolve(metric, head_class, objective.ALL_STAGES, setting="--metric")
+
+
 def build_report(sweep: Path, metric: str | None = None) -> Report:
-    """The :class:`Report` of the sweep in ``sweep``; ``metric`` defaults to its ``optimized_metric``."""
+    """The :class:`Report` of the sweep in ``sweep``, best job first; ``metric`` defaults to its objective."""
     jobs = collect(sweep)
     main = metric or next((j.optimized_metric for j in jobs if j.optimized_metric), None) or "val/acc"
-    return Report(sweep, jobs, varied(jobs), main, metric_columns(jobs, main))
+    goal = ranking(jobs, main)
+    jobs.sort(key=lambda job: goal.rank_key(job.metrics.get(main) if job.status == "completed" else None))
+    return Report(sweep, jobs, varied(jobs), main, metric_columns(jobs, main), goal.mode)
 
 
 def _fmt(value: Any) -> str:

@@ -197,6 +197,11 @@ def test_typed_keys_and_later_presets_still_apply_over_a_named_group():
     assert cfg.trainer.accelerator == alone("trainer", "cpu")["trainer"]["accelerator"]
 
 
+def test_groups_that_configure_hydra_are_not_the_runs_nodes():
+    _, not_applied = composed(["experiment=cnn_vs_vit_cnn", "launcher=joblib", "hparams_search=optuna"])
+    assert not_applied is None
+
+
 def test_a_modality_choice_drops_the_presets_front_end_keys():
     cfg, not_applied = composed(["experiment=vit_cifar10", "modality=cnn"])
     assert "patch_size" not in cfg.frontend

@@ -206,6 +206,7 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
         else:  # a _global_ group (a modality): the paths its own file writes
             raw = {k: v for k, v in _raw(loader, f"{group}/{choice}").items() if k != "defaults"}
             owned, nested = list(_objects(raw, "")), []
+        owned = [path for path in owned if not _under(path, "hydra")]  # Hydra's own settings (launcher=...)
         lost = _restore(cfg, without, owned, nested)
         if group in preset_selects and preset_selects[group] != choice:
             lost.insert(0, f"{group}={_format(preset_selects[group])}")

@@ -208,6 +208,15 @@ def test_a_modality_choice_drops_the_presets_front_end_keys():
     assert not_applied.dropped == (f"frontend.patch_size={raw_experiment('vit_cifar10')['frontend']['patch_size']}",)
 
 
+def test_a_typed_key_only_the_presets_settings_had_is_refused_in_one_line():
+    # patch_size exists only through the preset; the chosen CNN front-end has no such key.
+    with pytest.raises(ConfigError) as info:
+        composed(["experiment=vit_cifar10", "modality=cnn", "frontend.patch_size=8"])
+    message = str(info.value)
+    assert message.startswith("experiment=vit_cifar10: you chose modality=cnn") and "frontend.patch_size" in message
+    assert "\n" not in message
+
+
 def modality_file(name: str) -> dict[str, Any]:
     return yaml.safe_load((Path(plugins.get(name).config_dir) / "modality" / f"{name}.yaml").read_text())
 

@@ -26,8 +26,10 @@ from typing import Any
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from attnlab.errors import ConfigError
 
@@ -188,7 +190,15 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
         and not in_preset(f"{group}/{choice}")
     ]
     kept = [o.input_line for o in parsed if o.key_or_group != PRESET]
-    without = loader.load_configuration(config_name, [*kept, f"~{PRESET}", *pins], run_mode=RunMode.RUN)
+    try:
+        without = loader.load_configuration(config_name, [*kept, f"~{PRESET}", *pins], run_mode=RunMode.RUN)
+    except (HydraException, OmegaConfBaseException) as exc:  # e.g. a typed key that only the preset adds
+        chosen = ", ".join(f"{g}={c}" for g, c in named.items())
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{PRESET}={preset}: you chose {chosen}, which replace(s) the preset's settings of those groups, "
+            f"and without them your overrides do not compose: {reason}"
+        ) from exc
 
     preset_selects = {
         group: option

@@ -153,54 +153,24 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
     listed = loader.compute_defaults_list(config_name, list(overrides), RunMode.RUN)
     choices: dict[str, str | None] = dict(listed.overrides.known_choices)
     preset = choices.get(PRESET)
-    if preset is None:
+    named = {
+        o.key_or_group: str(choices[o.key_or_group])
+        for o in parsed
+        if o.key_or_group in choices
+        and o.key_or_group != PRESET
+        and not _under(o.key_or_group, "hydra")
+        and not o.is_delete()
+    }
+    if preset is None or not named:
         return cfg, None
 
-    named: dict[str, str] = {}
-    for o in parsed:
-        group = o.key_or_group
-        if group in choices and group != PRESET and not group.startswith("hydra") and not o.is_delete():
-            named[group] = str(choices[group])
-    if not named:
-        return cfg, None
-
-    parent = {d.config_path: d.parent for d in listed.defaults}
+    without = _without_preset(loader, config_name, parsed, listed, named, f"{PRESET}={preset}")
     package_of: dict[str, str] = {}
     for d in listed.defaults:
         group = (d.config_path or "").rpartition("/")[0]
         if group and not group.startswith("hydra"):
             package_of.setdefault(group, d.package or "")
-
-    def in_preset(path: str | None) -> bool:
-        while path is not None and path != "<root>":
-            if path.startswith(f"{PRESET}/"):
-                return True
-            path = parent.get(path)
-        return False
-
-    # Every other choice pinned, so that only the preset differs. A group the preset left at
-    # null stays null without it: no override chooses a null group.
-    pins = [
-        f"{group}={choice}"
-        for group, choice in choices.items()
-        if choice is not None
-        and group not in (PRESET, *named)
-        and not group.startswith("hydra")
-        and f"{group}/{choice}" in parent
-        and not in_preset(f"{group}/{choice}")
-    ]
-    kept = [o.input_line for o in parsed if o.key_or_group != PRESET]
-    try:
-        without = loader.load_configuration(config_name, [*kept, f"~{PRESET}", *pins], run_mode=RunMode.RUN)
-    except (HydraException, OmegaConfBaseException) as exc:  # e.g. a typed key that only the preset adds
-        chosen = ", ".join(f"{g}={c}" for g, c in named.items())
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"{PRESET}={preset}: you chose {chosen}, which replace(s) the preset's settings of those groups, "
-            f"and without them your overrides do not compose: {reason}"
-        ) from exc
-
-    preset_selects = {
+    selects = {
         group: option
         for d in listed.defaults
         if (d.config_path or "").startswith(f"{PRESET}/")
@@ -218,14 +188,50 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
             owned, nested = list(_objects(raw, "")), []
         owned = [path for path in owned if not _under(path, "hydra")]  # Hydra's own settings (launcher=...)
         lost = _restore(cfg, without, owned, nested)
-        if group in preset_selects and preset_selects[group] != choice:
-            lost.insert(0, f"{group}={_format(preset_selects[group])}")
+        if group in selects and selects[group] != choice:
+            lost.insert(0, f"{group}={_format(selects[group])}")
         if lost:
             chosen.append(f"{group}={choice}")
             dropped.extend(lost)
-    if not dropped:
-        return cfg, None
-    return cfg, NotApplied(f"{PRESET}={preset}", tuple(chosen), tuple(dropped))
+    return cfg, NotApplied(f"{PRESET}={preset}", tuple(chosen), tuple(dropped)) if dropped else None
+
+
+def _without_preset(
+    loader: Any, config_name: str, parsed: Sequence[Any], listed: Any, named: Mapping[str, str], preset: str
+) -> DictConfig:
+    """The same composition without the preset: the user's overrides, every other choice pinned.
+
+    A group the preset left at null stays null without it (no override chooses a null
+    group), and groups the preset itself brings in are left out.
+    """
+    parent = {d.config_path: d.parent for d in listed.defaults}
+
+    def in_preset(path: str | None) -> bool:
+        while path is not None and path != "<root>":
+            if path.startswith(f"{PRESET}/"):
+                return True
+            path = parent.get(path)
+        return False
+
+    pins = [
+        f"{group}={choice}"
+        for group, choice in listed.overrides.known_choices.items()
+        if choice is not None
+        and group not in (PRESET, *named)
+        and not group.startswith("hydra")
+        and f"{group}/{choice}" in parent
+        and not in_preset(f"{group}/{choice}")
+    ]
+    kept = [o.input_line for o in parsed if o.key_or_group != PRESET]
+    try:
+        return loader.load_configuration(config_name, [*kept, f"~{PRESET}", *pins], run_mode=RunMode.RUN)
+    except (HydraException, OmegaConfBaseException) as exc:  # e.g. a typed key that only the preset adds
+        groups = ", ".join(f"{g}={c}" for g, c in named.items())
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{preset}: you chose {groups}, which replace(s) the preset's settings of those groups, "
+            f"and without them your overrides do not compose: {reason}"
+        ) from exc
 
 
 def _restore(cfg: DictConfig, without: DictConfig, owned: Sequence[str], nested: Sequence[str]) -> list[str]:

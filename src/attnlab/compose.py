@@ -96,6 +96,11 @@ def _objects(node: Any, prefix: str) -> Iterator[str]:
         yield prefix
 
 
+def _is_hydra(group: str) -> bool:
+    """Whether a config group configures Hydra itself (``hydra/launcher``, ``hydra/sweeper``)."""
+    return group.split("/")[0] == "hydra"
+
+
 def _under(path: str, prefix: str) -> bool:
     return prefix == "" or path == prefix or path.startswith(prefix + ".")
 
@@ -158,7 +163,7 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
         for o in parsed
         if o.key_or_group in choices
         and o.key_or_group != PRESET
-        and not _under(o.key_or_group, "hydra")
+        and not _is_hydra(o.key_or_group)
         and not o.is_delete()
     }
     if preset is None or not named:
@@ -168,7 +173,7 @@ def honour_choices(cfg: DictConfig, config_name: str, overrides: Sequence[str]) 
     package_of: dict[str, str] = {}
     for d in listed.defaults:
         group = (d.config_path or "").rpartition("/")[0]
-        if group and not group.startswith("hydra"):
+        if group and not _is_hydra(group):
             package_of.setdefault(group, d.package or "")
     selects = {
         group: option
@@ -218,7 +223,7 @@ def _without_preset(
         for group, choice in listed.overrides.known_choices.items()
         if choice is not None
         and group not in (PRESET, *named)
-        and not group.startswith("hydra")
+        and not _is_hydra(group)
         and f"{group}/{choice}" in parent
         and not in_preset(f"{group}/{choice}")
     ]

@@ -106,7 +106,6 @@ def test_the_wandb_summary_holds_the_best_validation_value_not_the_last(run):
 
 def test_a_loss_objective_is_summarised_by_its_minimum(tmp_path):
     overrides = [*FAST, "trainer.max_epochs=2", "optimized_metric=val/loss", "test=false"]
-    overrides += ["callbacks.model_checkpoint.mode=min"]
     train(compose_config(overrides, output_dir=tmp_path / "run"))
     values = [r["val/loss"] for r in wandb_history(tmp_path / "run") if "val/loss" in r]
     assert wandb_summary(tmp_path / "run")["val/loss"] == {"min": pytest.approx(min(values))}

@@ -12,9 +12,11 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 
 from attnlab import config
+from attnlab.errors import ConfigError
 from conftest import BIN
 from helpers import open_in_browser, wandb_records
 
@@ -126,11 +128,15 @@ def test_report_has_one_row_per_job_and_a_plot(grid):
     result = subprocess.run([str(BIN / "attnlab-report"), str(sweep)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((sweep / "report.csv").open()))
-    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
-    assert [(r["backbone.heads"], r["seed"]) for r in rows] == [("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
-    for row, job in zip(rows, jobs(sweep)):
+    assert sorted(r["job"] for r in rows) == ["0", "1", "2", "3"]
+    accuracy = [float(r["val/acc"]) for r in rows]
+    assert accuracy == sorted(accuracy, reverse=True)  # best first: accuracy is higher-is-better
+    for row in rows:
+        job = sweep / row["job"]
         metrics = json.loads((job / "metrics.json").read_text())
         assert float(row["val/acc"]) == pytest.approx(metrics["val/acc"])
+        overrides = json.loads((job / "job.json").read_text())["overrides"]
+        assert {f"backbone.heads={row['backbone.heads']}", f"seed={row['seed']}"} <= set(overrides)
         assert row["status"] == "completed"
     assert (sweep / "report.png").stat().st_size > 0
     md = (sweep / "report.md").read_text()
@@ -149,6 +155,35 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert [r["status"] for r in rows] == ["completed", "failed"]
     assert "not divisible by backbone.heads=3" in rows[1]["error"]
+
+
+def fake_job(folder: Path, metrics: dict[str, float] | None, objective: dict[str, str] | None = None) -> None:
+    """A finished (metrics) or failed (None) job folder as a training run leaves it."""
+    folder.mkdir(parents=True)
+    status = {"status": "completed" if metrics is not None else "failed", "overrides": [f"seed={folder.name}"]}
+    if objective is not None:
+        status["objective"] = objective
+    (folder / "job.json").write_text(json.dumps(status))
+    (folder / "config.yaml").write_text("head:\n  _target_: attnlab.heads.SequenceHead\n")
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_report_ranks_best_first_in_the_objectives_direction(tmp_path):
+    from attnlab.report import build_report
+
+    losses = {"0": 0.7, "1": None, "2": 0.3, "3": 0.5}
+    for name, loss in losses.items():
+        metrics = None if loss is None else {"val/loss": loss, "test/loss": 1 - loss, "test/acc": loss}
+        fake_job(tmp_path / name, metrics, {"metric": "val/loss", "mode": "min"})
+    report = build_report(tmp_path)
+    assert (report.metric, report.mode) == ("val/loss", "min")
+    assert [job.name for job in report.jobs] == ["2", "3", "0", "1"]  # lowest loss first, the failed job last
+    # Another metric ranks in its own direction, as the head declares it.
+    assert [job.name for job in build_report(tmp_path, "test/loss").jobs] == ["0", "3", "2", "1"]
+    assert [job.name for job in build_report(tmp_path, "test/acc").jobs] == ["0", "3", "2", "1"]
+    with pytest.raises(ConfigError, match="--metric=val/accuracy is not logged by head SequenceHead"):
+        build_report(tmp_path, "val/accuracy")
 
 
 def test_report_of_a_running_sweep_shows_running_jobs(tmp_path):
@@ -194,6 +229,50 @@ def test_optuna_study_persists_and_failed_trials_do_not_end_it(tmp_path):
     assert all("not divisible by backbone.heads=3" in t.user_attrs["error"] for t in failed)
 
 
+def per_epoch(job: Path, key: str) -> list[float]:
+    """``key`` at each epoch as the job's CSV logger wrote it."""
+    rows = csv.DictReader((job / "csv" / "metrics.csv").open())
+    return [float(r[key]) for r in rows if r.get(key)]
+
+
+def test_optuna_minimises_a_min_metric_with_each_trial_at_its_best_epoch(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    three_epochs = [o for o in TINY if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=3"]
+    search = ["hparams_search=optuna", "optimized_metric=val/loss", f"hparams_search.storage={storage}", "logger=csv"]
+    args = ["-m", *search, *three_epochs, "hparams_search.n_trials=2", f"hydra.sweep.dir={tmp_path / 's'}"]
+    result = attnlab(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(study_name="attnlab", storage=storage)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE  # from the metric alone
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert study.best_value == min(t.value for t in trials)
+    for trial, job in zip(trials, jobs(tmp_path / "s")):
+        losses = per_epoch(job, "val/loss")
+        assert len(losses) == 3
+        record = json.loads((job / "job.json").read_text())
+        assert record["objective"] == {"metric": "val/loss", "mode": "min"}
+        # What the trial returned is the job's best epoch in the metric's direction.
+        assert trial.value == pytest.approx(min(losses)) == record["value"]
+        assert json.loads((job / "metrics.json").read_text())["val/loss_best"] == pytest.approx(min(losses))
+
+
+def test_a_backbone_sweep_under_a_modality_trains_the_backbones_it_names(tmp_path):
+    short = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "test=false"]
+    args = ["-m", "modality=cnn", "backbone=tiny,small", *short, "data.batch_size=16", "logger=csv"]
+    result = attnlab(*args, "trainer.enable_progress_bar=false", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = []
+    with initialize_config_dir(config_dir=str(config.CONFIG_DIR), version_base="1.3"):
+        files = {name: compose(config_name=f"backbone/{name}").backbone for name in ("tiny", "small")}
+    for job, name in zip(jobs(tmp_path), ("tiny", "small")):
+        checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
+        backbone = checkpoint["attnlab"]["config"]["backbone"]
+        assert (backbone["depth"], backbone["dim"]) == (files[name].depth, files[name].dim)
+        counts.append(sum(v.numel() for k, v in checkpoint["state_dict"].items() if k.startswith("backbone.")))
+    assert counts[0] != counts[1] and min(counts) > 0
+
+
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher"
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher"
 
@@ -231,12 +310,23 @@ def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path):
 
 
 def test_experiment_presets_sweep_by_glob(tmp_path):
-    result = attnlab("-m", "experiment=glob(cnn_vs_vit*)", "trainer.fast_dev_run=true", "logger=csv", cwd=tmp_path)
+    # trainer=cpu is named, so each preset's trainer.max_epochs gives way, and the job's log says so.
+    args = ["-m", "experiment=glob(cnn_vs_vit*)", "trainer=cpu", "trainer.fast_dev_run=true", "logger=csv"]
+    result = attnlab(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
     rows = list(csv.DictReader((sweep / "report.csv").open()))
-    assert [r["experiment"] for r in rows] == ["cnn_vs_vit_cnn", "cnn_vs_vit_vit"]
+    assert sorted(r["experiment"] for r in rows) == ["cnn_vs_vit_cnn", "cnn_vs_vit_vit"]
     assert [r["status"] for r in rows] == ["completed", "completed"]
+    for job in jobs(sweep):
+        preset = yaml.safe_load(next(config.CONFIG_DIR.glob(f"experiment/{job_experiment(job)}.yaml")).read_text())
+        line = f"you chose trainer=cpu, so the preset's trainer.max_epochs={preset['trainer']['max_epochs']} was not"
+        assert line in (job / "train.log").read_text()
+
+
+def job_experiment(job: Path) -> str:
+    overrides = json.loads((job / "job.json").read_text())["overrides"]
+    return next(o.split("=", 1)[1] for o in overrides if o.startswith("experiment="))
 
 
 def test_sweep_folders_carry_microseconds():

@@ -31,7 +31,7 @@ def test_short_run_writes_metrics_checkpoints_config_and_wandb_files(name, make_
     metrics = read_metrics(run)
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"} <= set(metrics)
     assert all(0.0 <= metrics[k] <= 1.0 for k in ("train/acc", "val/acc", "test/acc"))
-    assert value == metrics["val/acc"]
+    assert value == metrics["val/acc_best"] == metrics["val/acc"]  # one epoch: the best is the last
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["head"]["num_classes"] == 10  # filled in from the data
@@ -47,7 +47,46 @@ def test_speech_recognition_with_ctc_reports_the_error_rate(make_config, tmp_pat
     value = train(make_config("experiment=speech_ctc", *FAST, *small, "data.batch_size=8"))
     metrics = read_metrics(tmp_path / "run")
     assert {"train/cer", "val/cer", "test/cer", "test/loss"} <= set(metrics)
-    assert value == metrics["val/cer"] and metrics["test/cer"] >= 0
+    assert value == metrics["val/cer_best"] == metrics["val/cer"] and metrics["test/cer"] >= 0
+
+
+def logged_per_epoch(run, key: str) -> dict[int, float]:
+    """``key`` at each epoch, as the CSV logger wrote it (independent of the checkpoint callback)."""
+    rows = csv.DictReader((run / "csv" / "metrics.csv").open())
+    return {int(r["epoch"]): float(r[key]) for r in rows if r.get(key)}
+
+
+@pytest.mark.parametrize("metric", ["val/loss", "val/acc"])
+def test_the_checkpoint_and_the_returned_value_are_the_best_epoch_in_the_metrics_direction(
+    metric, make_config, tmp_path
+):
+    value = train(make_config(*FAST, "trainer.max_epochs=4", "logger=csv", f"optimized_metric={metric}"))
+    run = tmp_path / "run"
+    per_epoch = logged_per_epoch(run, metric)
+    assert sorted(per_epoch) == [0, 1, 2, 3]
+    pick = min if metric.endswith("loss") else max  # a loss goes down, an accuracy up
+    best = pick(per_epoch.values())
+    assert value == pytest.approx(best) and read_metrics(run)[f"{metric}_best"] == pytest.approx(best)
+    best_epochs = [e for e, v in per_epoch.items() if v == pytest.approx(best)]
+    assert torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)["epoch"] == best_epochs[0]
+
+
+def test_a_metric_no_head_logs_fails_before_any_training(make_config, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        train(make_config(*FAST, "logger=csv", "optimized_metric=val/accuracy"))
+    assert "optimized_metric=val/accuracy is not logged by head SequenceHead; known: val/acc, val/loss" in str(
+        info.value
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_speech_trains_with_a_recurrent_backbone(make_config, tmp_path):
+    fast = [o for o in FAST if not o.startswith("backbone.heads")]  # an LSTM has no heads
+    small = ["data.generation.per_voice=1", "data.generation.variants=[m1,m3,f1]"]
+    train(make_config("modality=speech", "backbone=lstm", *fast, *small, "logger=csv", "test=false"))
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["backbone"]["_target_"] == "attnlab.backbone.RecurrentEncoder" and "attention" not in saved["backbone"]
+    assert 0.0 <= read_metrics(tmp_path / "run")["val/acc"] <= 1.0
 
 
 def test_eval_reproduces_the_test_metrics_of_the_best_checkpoint(make_config, tmp_path):

@@ -32,9 +32,11 @@ COMPONENTS = (
     "logger",
     "paths",
     "hparams_search",
+    "attention_defaults",
 )
-"""Top-level config nodes that are built into objects (or, for ``paths`` and
-``hparams_search``, interpolated: the latter into ``hydra.sweeper``)."""
+"""Top-level config nodes that are built into objects (or, for ``paths``,
+``hparams_search`` and ``attention_defaults``, interpolated: ``hparams_search`` into
+``hydra.sweeper``, ``attention_defaults`` into attention backbones)."""
 
 
 @dataclass(frozen=True)

@@ -33,21 +33,28 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 
     Runs in Hydra's launcher, which may be a fresh worker process (joblib), so it
     registers attnlab's resolvers itself; sets the job's threads (:mod:`attnlab.threads`);
-    and lets the ranks that Lightning's DDP starts re-run this job (see
-    :mod:`attnlab.distributed`).
+    lets the ranks that Lightning's DDP starts re-run this job (see
+    :mod:`attnlab.distributed`); and the groups named on the command line win over a
+    preset's keys (:func:`attnlab.compose.honour_job_choices`), before the job's settings
+    are checked.
     """
 
     def run(cfg: DictConfig) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
-        from attnlab import config, distributed, jobs, threads
+        from attnlab import compose, config, distributed, jobs, threads
+
+        checked = _checked(task)
+
+        def honoured(cfg: DictConfig) -> Any:
+            return checked(compose.honour_job_choices(cfg))
 
         config.register_resolvers()
         hydra_cfg = HydraConfig.get()
         try:
             threads.configure()  # this job's share of the cores
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
-                return jobs.run_job(_checked(task), cfg)
+                return jobs.run_job(honoured, cfg)
         except Exception as exc:
             error = find_user_error(exc)
             if error is None:

@@ -149,13 +149,17 @@ def mixed_precision() -> str:
 
 
 def register_resolvers() -> None:
-    """Registers ``from_data``, ``sweep_group``, ``sweep_dir``, ``job_label`` and ``mixed_precision`` (idempotent)."""
+    """Registers ``from_data``, ``sweep_group``, ``sweep_dir``, ``job_label``, ``mixed_precision`` and
+    ``objective`` (:func:`attnlab.objective.resolver`) (idempotent)."""
+    from attnlab.objective import resolver as objective
+
     resolvers = {
         "from_data": _from_data,
         "sweep_group": sweep_group,
         "sweep_dir": sweep_dir,
         "job_label": job_label,
         "mixed_precision": mixed_precision,
+        "objective": objective,
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):

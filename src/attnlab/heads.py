@@ -3,11 +3,16 @@
 A head owns its output layer, its loss and its metrics, so the LightningModule stays
 task-agnostic. Chosen by config (``head=sequence``, ``head=token`` or ``head=ctc``), never
 by a plugin.
+
+Each head declares the metrics it logs as ``metric_types`` (name -> torchmetrics class),
+and ``metrics()`` builds exactly those: torchmetrics' ``higher_is_better`` then gives each
+metric its direction (:mod:`attnlab.objective`) before any head is built. The first is
+the head's main metric, the default ``optimized_metric`` (``val/<name>``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 import torch.nn.functional as F
 from annotated_types import Ge, Interval
@@ -41,6 +46,8 @@ class SequenceHead(nn.Module):
         pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``) or ``mean``.
         dropout: dropout before the classifier.
     """
+
+    metric_types: ClassVar[dict[str, type[Metric]]] = {"acc": MulticlassAccuracy}
 
     def __init__(self, dim: Width, num_classes: Classes, pooling: Pooling = "auto", dropout: Dropout = 0.0) -> None:
         super().__init__()
@@ -91,6 +98,7 @@ class TokenHead(nn.Module):
     """
 
     needs_cls = False
+    metric_types: ClassVar[dict[str, type[Metric]]] = {"acc": MulticlassAccuracy, "f1": MulticlassF1Score}
 
     def __init__(self, dim: Width, num_classes: Classes, dropout: Dropout = 0.0) -> None:
         super().__init__()
@@ -169,6 +177,7 @@ class CTCHead(nn.Module):
     """
 
     needs_cls = False
+    metric_types: ClassVar[dict[str, type[Metric]]] = {"cer": CharErrorRate}
 
     def __init__(self, dim: Width, num_classes: Classes, dropout: Dropout = 0.0) -> None:
         super().__init__()

@@ -2,8 +2,10 @@
 
 Every job folder holds ``job.json``: ``status`` goes from ``running`` to ``completed``,
 ``failed`` (with the one-line error) or ``interrupted``, next to the job's overrides, its
-start and end times and the process that runs it (``pid``, ``host``). ``attnlab-report``
-reads it, so a sweep that is still running reports its jobs as they stand.
+start and end times, the process that runs it (``pid``, ``host``), and what the task adds
+with :func:`annotate` (a training run: its ``objective``, ``{"metric": ..., "mode": "min" |
+"max"}``). ``attnlab-report`` reads it, so a sweep that is still running reports its jobs
+as they stand.
 
 In a multirun, a failing job is recorded, logged and returns NaN, so the sweep goes on
 (the Optuna sweeper reports a NaN as a failed trial). A single run re-raises, so the
@@ -74,6 +76,21 @@ def read_status(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def annotate(**fields: Any) -> None:
+    """Adds ``fields`` to the running job's ``job.json`` (no-op outside a Hydra job)."""
+    if not HydraConfig.initialized():
+        return
+    folder = job_dir()
+    write_status(folder, {**(read_status(folder) or {}), **fields})
+
+
+def _update(folder: Path, record: dict[str, Any], **fields: Any) -> None:
+    """Writes ``record`` with ``fields``, keeping what the task added with :func:`annotate`."""
+    record.update({k: v for k, v in (read_status(folder) or {}).items() if k not in record})
+    record.update(fields)
+    write_status(folder, record)
+
+
 def describe(exc: BaseException) -> tuple[str, bool]:
     """The one-line message of ``exc`` and whether it is the user's error (not a bug)."""
     user = find_user_error(exc)
@@ -96,8 +113,7 @@ def run_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         value = task(cfg)
     except Exception as exc:
         message, is_user_error = describe(exc)
-        record.update(status="failed", error=message, user_error=is_user_error, finished=_now())
-        write_status(folder, record)
+        _update(folder, record, status="failed", error=message, user_error=is_user_error, finished=_now())
         if not is_multirun():
             raise
         if is_user_error:
@@ -106,11 +122,10 @@ def run_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
             log.exception("job failed with an unexpected error")
         return FAILED
     except BaseException:  # Ctrl-C or a SystemExit: the sweep stops here
-        record.update(status="interrupted", finished=_now())
-        write_status(folder, record)
+        _update(folder, record, status="interrupted", finished=_now())
         raise
-    record.update(status="completed", finished=_now())
+    done: dict[str, Any] = {"status": "completed", "finished": _now()}
     if isinstance(value, float):
-        record["value"] = None if math.isnan(value) else value
-    write_status(folder, record)
+        done["value"] = None if math.isnan(value) else value
+    _update(folder, record, **done)
     return value

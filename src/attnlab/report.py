@@ -202,7 +202,8 @@ def build_report(path: Path, metric: str | None = None, mode: Mode | None = None
 
     Args:
         metric: rank by this metric (default: the metric the runs optimised).
-        mode: its direction (default: the recorded one, else :func:`attnlab.runs.direction`).
+        mode: its direction (default: the recorded one, else the head's declaration or the name:
+            :func:`attnlab.runs.direction`).
     """
     jobs = collect(path)
     known = sorted({k for job in jobs for k in job.metrics})
@@ -211,7 +212,8 @@ def build_report(path: Path, metric: str | None = None, mode: Mode | None = None
     recorded = next((job.objective for job in jobs if job.objective is not None), None)
     main = metric or (recorded[0] if recorded else "val/acc")
     if mode is None:
-        mode = recorded[1] if recorded is not None and recorded[0] == main else direction(main)
+        head = next((job.head for job in jobs if job.head is not None), None)
+        mode = recorded[1] if recorded is not None and recorded[0] == main else direction(main, head)
     keys = varied(jobs)
     return Report(path, jobs, keys, main, mode, metric_columns(jobs, main), rank(group(jobs, keys, main), mode))
 

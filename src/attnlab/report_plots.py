@@ -34,7 +34,8 @@ def figure_div(fig: go.Figure, div_id: str, plotlyjs: bool = False) -> str:
 def higher_is_better(metric: str, report: Report) -> bool:
     if metric == report.metric:
         return report.mode == "max"
-    return direction(metric.replace("/baseline/", "/")) == "max"
+    head = next((job.head for job in report.jobs if job.head is not None), None)
+    return direction(metric.replace("/baseline/", "/"), head) == "max"
 
 
 def arrow(metric: str, report: Report) -> str:

@@ -51,13 +51,25 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def direction(metric: str) -> Mode:
-    """The direction of ``metric`` from its name: ``min`` for losses and error rates, else ``max``.
+def direction(metric: str, head: str | None = None) -> Mode:
+    """The direction of ``metric``: as the run's head declares it (:mod:`attnlab.objective`), or by name.
 
-    The fallback for runs that recorded no objective (interface 1 of the plan: a run records
-    ``"objective": {"metric", "mode"}`` in ``job.json``); swap it for ``attnlab.objective``'s
-    declarations when those exist.
+    Args:
+        metric: a logged name, e.g. ``val/acc`` or ``test/cer``.
+        head: the head's ``_target_`` from the run's config; when it declares the metric, its
+            declaration decides. Otherwise the name does: ``min`` for losses and error rates,
+            else ``max``.
     """
+    if head is not None:
+        from attnlab import objective
+
+        try:
+            modes = objective.metric_modes(objective.head_class({"head": {"_target_": head}}))
+        except ConfigError:
+            modes = {}
+        name = metric.rsplit("/", 1)[-1]
+        if name in modes:
+            return modes[name]
     return "min" if _MIN_NAMES.search(metric.lower()) else "max"
 
 
@@ -68,7 +80,14 @@ def run_objective(status: Mapping[str, Any], config: Mapping[str, Any]) -> tuple
     if isinstance(recorded, Mapping) and recorded.get("metric") and recorded.get("mode") in ("min", "max"):
         return str(recorded["metric"]), recorded["mode"]
     metric = config.get("optimized_metric")
-    return (str(metric), direction(str(metric))) if metric else None
+    return (str(metric), direction(str(metric), head_of(config))) if metric else None
+
+
+def head_of(config: Mapping[str, Any]) -> str | None:
+    """The head's ``_target_`` in a run's config, if any."""
+    head = config.get("head")
+    target = head.get("_target_") if isinstance(head, Mapping) else None
+    return target if isinstance(target, str) else None
 
 
 @dataclass
@@ -91,6 +110,7 @@ class Job:
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     objective: tuple[str, Mode] | None = None
+    head: str | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
     seconds: float | None = None
     params: int | None = None
@@ -155,6 +175,7 @@ def read_job(folder: Path) -> Job:
     epochs = read_jsonl(folder / "history" / EPOCHS)
     hparams = _read_json(folder / "history" / HPARAMS)
     done = (folder / "metrics.json").is_file()
+    config = _config(folder)
     return Job(
         name=folder.name,
         folder=folder,
@@ -162,7 +183,8 @@ def read_job(folder: Path) -> Job:
         status=status.get("status") or ("completed" if done else "running"),
         error=status.get("error"),
         metrics=_metrics(folder, epochs),
-        objective=run_objective(status, _config(folder)),
+        objective=run_objective(status, config),
+        head=head_of(config),
         epochs=epochs,
         seconds=_seconds(status),
         params=hparams.get("model/params"),

@@ -26,8 +26,6 @@ from urllib.parse import urlparse
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from attnlab.errors import ConfigError
-from attnlab.runs import Mode as Direction
-from attnlab.runs import direction
 
 Mode = Literal["auto", "online", "offline", "disabled"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -93,12 +91,14 @@ class SummaryWandbLogger(WandbLogger):
     definition is made when the run starts (Lightning creates it lazily), before any value.
     """
 
-    def __init__(
-        self, *args: Any, summary: tuple[str, Direction] | None = None, sweep_dir: str | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, sweep_dir: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._summary = summary
+        self._summary: tuple[str, Literal["min", "max"]] | None = None
         self._sweep_dir = sweep_dir
+
+    def summarise(self, metric: str, mode: Literal["min", "max"]) -> None:
+        """The run's summary of ``metric`` is its best value in ``mode`` (call before the run starts)."""
+        self._summary = (metric, mode)
 
     @property
     def experiment(self) -> Any:
@@ -131,8 +131,6 @@ def wandb_logger(
     job_type: str = "train",
     tags: Sequence[str] = (),
     notes: str | None = None,
-    summary_metric: str | None = None,
-    summary_mode: Direction | None = None,
     log_model: bool | Literal["all"] = False,
     sweep_dir: str | None = None,
 ) -> WandbLogger:
@@ -141,9 +139,10 @@ def wandb_logger(
     The W&B run id is kept in the run folder (:func:`run_id`): a run resumed in its folder
     (``ckpt_path=last``) continues the same W&B run (``resume="allow"``), online or offline.
 
+    A training run tells it its objective (:func:`summarise`), so that the W&B summary of
+    the optimised metric is its best value in its direction.
+
     Args:
-        summary_metric: the run's summary keeps this metric's best value (the optimised metric).
-        summary_mode: ``max`` or ``min``; None: the metric's direction (:func:`attnlab.runs.direction`).
         log_model: log the checkpoints as W&B artifacts: ``True`` the best and last at the end
             of training, ``"all"`` each one when it is saved, ``False`` none. Offline, the files
             are copied into W&B's staging folder and uploaded by ``wandb sync``.
@@ -151,10 +150,7 @@ def wandb_logger(
     """
     if log_model not in (True, False, "all"):
         raise ConfigError(f"logger.wandb.log_model={log_model!r} must be true, false or all")
-    if summary_mode not in (None, "min", "max"):
-        raise ConfigError(f"logger.wandb.summary_mode={summary_mode!r} must be min, max or null")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    summary = (summary_metric, summary_mode or direction(summary_metric)) if summary_metric else None
     return SummaryWandbLogger(
         id=run_id(Path(save_dir)),
         resume="allow",
@@ -168,9 +164,15 @@ def wandb_logger(
         notes=notes,
         mode=resolve_mode(mode),
         log_model=log_model,
-        summary=summary,
         sweep_dir=sweep_dir,
     )
+
+
+def summarise(loggers: Iterable[Logger], metric: str, mode: Literal["min", "max"]) -> None:
+    """W&B runs among ``loggers`` summarise ``metric`` by its best value in ``mode`` (the run's objective)."""
+    for logger in loggers:
+        if isinstance(logger, SummaryWandbLogger):
+            logger.summarise(metric, mode)
 
 
 def redact(config: Any) -> Any:

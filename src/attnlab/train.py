@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,9 +15,9 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from attnlab import resume, tracking, validate
+from attnlab import jobs, objective, resume, tracking, validate
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
-from attnlab.callbacks import EmbedRunConfig, LastCheckpoint
+from attnlab.callbacks import EmbedRunConfig, LastCheckpoint, TrackObjective
 from attnlab.callbacks.history import scalar_metrics
 from attnlab.checkpoints import check_resumable, read_run, trainer_plugins
 from attnlab.config import data_info
@@ -76,8 +75,10 @@ def _fit(
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Runs one job and returns ``cfg.optimized_metric`` (for Hydra sweepers)."""
+    """Runs one job and returns the best value of ``cfg.optimized_metric`` in its direction (for sweepers)."""
     settings = run_settings(cfg)
+    goal = objective.of_config(cfg)  # an unknown metric fails here, before any data or training
+    jobs.annotate(objective=goal.as_record())
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # Read the checkpoint first: a wrong path fails before any data is prepared.
@@ -98,9 +99,11 @@ def train(cfg: DictConfig) -> float | None:
             print_config_tree(resolved)
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         model = build_model(cfg, compile=settings.compile)
-        # last.ckpt is written after best.ckpt in the same epoch, so it holds the updated best score.
+        tracker = TrackObjective(goal)
+        # last.ckpt is written after best.ckpt and the tracker in the same epoch, so it holds their updated state.
         callbacks = sorted(
-            [*build_callbacks(cfg), EmbedRunConfig(resolved, info)], key=lambda c: isinstance(c, LastCheckpoint)
+            [*build_callbacks(cfg), EmbedRunConfig(resolved, info), tracker],
+            key=lambda c: isinstance(c, LastCheckpoint),
         )
         if not same_run and rank_zero_only.rank == 0:  # a new run in a used folder is a new W&B run
             (run_dir / tracking.RUN_ID_FILE).unlink(missing_ok=True)
@@ -113,13 +116,14 @@ def train(cfg: DictConfig) -> float | None:
 
     failed = True
     try:
+        tracking.summarise(loggers, goal.metric, goal.mode)  # W&B keeps the best value, not the last
         for logger in loggers:
             logger.log_hyperparams(tracking.redact(resolved))
         _interruptible(trainer, run_dir, lambda: _fit(trainer, model, datamodule, ckpt, same_run))
         metrics = scalar_metrics(trainer.callback_metrics, ("train/", "val/"))
+        if tracker.best is not None:
+            metrics[f"{goal.metric}_best"] = tracker.best
         best = trainer.checkpoint_callback
-        if best is not None and getattr(best, "best_model_score", None) is not None:
-            metrics[f"{best.monitor}_best"] = float(best.best_model_score)
         if settings.test:
             best_path = getattr(best, "best_model_path", "") if best is not None else ""
             results = _interruptible(
@@ -138,5 +142,4 @@ def train(cfg: DictConfig) -> float | None:
 
     if trainer.is_global_zero:
         print_results("final metrics", metrics, run_dir)
-    value = metrics.get(settings.optimized_metric)
-    return None if value is None or math.isnan(value) else value
+    return tracker.best

@@ -8,8 +8,7 @@ compared on the same data, heads and loop. Padded batches go through
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import torch
 from annotated_types import Ge, Interval
@@ -40,9 +39,6 @@ class RecurrentEncoder(nn.Module):
         bidirectional: also read each sequence backwards.
         dropout: between recurrent layers and on the output.
         cls_token: return the final state as ``Encoded.cls``.
-        attention: attention settings a modality may set for the self-attention encoder
-            (e.g. a truncation ``backbone.attention.window``). A recurrent encoder has no
-            attention, so any value other than null is an error rather than ignored.
     """
 
     def __init__(
@@ -54,24 +50,16 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = True,
         dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
         cls_token: bool = False,
-        attention: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if kind not in RNNS:
             raise ConfigError(f"backbone.kind={kind!r} is unknown; choose one of {', '.join(RNNS)}")
         if depth < 1:
             raise ConfigError(
-                f"backbone.depth={depth} leaves backbone={kind} without recurrent layers (modality=cnn sets depth 0 "
-                "for its pure-CNN baseline); set backbone.depth >= 1"
+                f"backbone.depth={depth} leaves backbone={kind} without recurrent layers; set backbone.depth >= 1"
             )
         if hidden < 1:
             raise ConfigError(f"backbone.hidden={hidden} must be >= 1")
-        for key, value in (attention or {}).items():
-            if value is not None:
-                raise ConfigError(
-                    f"backbone.attention.{key}={value} has no meaning for backbone={kind} (it has no attention); "
-                    f"set backbone.attention.{key}=null (a modality may set it for self-attention)"
-                )
         self.dim = dim
         self.depth = depth
         self.kind = kind

@@ -6,6 +6,7 @@ from attnlab.callbacks.confusion import ConfusionMatrix
 from attnlab.callbacks.guards import EmbedRunConfig, NonFiniteGuard
 from attnlab.callbacks.history import History
 from attnlab.callbacks.model_stats import ModelStats
+from attnlab.callbacks.objective import TrackObjective
 
 __all__ = [
     "AttentionMaps",
@@ -15,4 +16,5 @@ __all__ = [
     "LastCheckpoint",
     "ModelStats",
     "NonFiniteGuard",
+    "TrackObjective",
 ]

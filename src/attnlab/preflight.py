@@ -57,8 +57,18 @@ def _or_exit(check: Callable[[], None]) -> None:
 
 
 def check_run(config: DictConfig) -> None:
-    """All checks of a single run, on its composed config (the ``hydra`` node included)."""
-    check_job(config, config.hydra.runtime.choices, config.hydra.overrides.task)
+    """All checks of a single run, on its composed config (the ``hydra`` node included).
+
+    The values checked are the job's: the groups named on the command line as their files
+    say, whatever a preset wrote (:func:`attnlab.compose.honour_choices`), as the job gets them.
+    """
+    from attnlab import compose
+
+    job = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
+    overrides = list(config.hydra.overrides.task)
+    compose.check_typed_defaults_read(job, overrides)
+    job, _ = compose.honour_choices(job, config.hydra.job.config_name, [*config.hydra.overrides.hydra, *overrides])
+    check_job(job, config.hydra.runtime.choices, overrides)
     check_folder(config, "hydra.run.dir")
 
 

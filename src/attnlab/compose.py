@@ -31,6 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from attnlab import jobs
 from attnlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -296,9 +297,11 @@ def check_typed_defaults_read(cfg: DictConfig, overrides: Sequence[str]) -> None
 def honour_job_choices(cfg: DictConfig) -> DictConfig:
     """:func:`honour_choices` for the running Hydra job, logging what was not applied."""
     hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
+    overrides = jobs.as_strings(hydra_cfg.overrides.task)
     check_typed_defaults_read(cfg, overrides)
-    cfg, not_applied = honour_choices(cfg, hydra_cfg.job.config_name, [*hydra_cfg.overrides.hydra, *overrides])
+    cfg, not_applied = honour_choices(
+        cfg, hydra_cfg.job.config_name, [*jobs.as_strings(hydra_cfg.overrides.hydra), *overrides]
+    )
     if not_applied is not None:
         log.warning(not_applied.message())
     return cfg

@@ -49,7 +49,16 @@ def job_dir() -> Path:
 
 def job_overrides() -> list[str]:
     """The command-line overrides that made this job (a sweep's job: its own values)."""
-    return list(HydraConfig.get().overrides.task)
+    return as_strings(HydraConfig.get().overrides.task)
+
+
+def as_strings(overrides: Any) -> list[str]:
+    """Hydra's recorded overrides as typed: ``data.root=${oc.env:HOME}/x`` is not resolved."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(overrides):
+        overrides = OmegaConf.to_container(overrides, resolve=False)
+    return [str(o) for o in overrides]
 
 
 def _now() -> str:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from attnlab import plugins, validate
+from attnlab import jobs, plugins, validate
 from attnlab.errors import AttnlabError, ConfigError, fail
 
 T = TypeVar("T")
@@ -65,9 +65,11 @@ def check_run(config: DictConfig) -> None:
     from attnlab import compose
 
     job = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
-    overrides = list(config.hydra.overrides.task)
+    overrides = jobs.as_strings(config.hydra.overrides.task)
     compose.check_typed_defaults_read(job, overrides)
-    job, _ = compose.honour_choices(job, config.hydra.job.config_name, [*config.hydra.overrides.hydra, *overrides])
+    job, _ = compose.honour_choices(
+        job, config.hydra.job.config_name, [*jobs.as_strings(config.hydra.overrides.hydra), *overrides]
+    )
     check_job(job, config.hydra.runtime.choices, overrides)
     check_folder(config, "hydra.run.dir")
 
@@ -92,12 +94,10 @@ def checked(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     (a single run was checked by :class:`Preflight` already)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from attnlab import jobs
-
     def run(cfg: DictConfig) -> T:
         if jobs.is_multirun():
             hydra = HydraConfig.get()
-            check_job(cfg, hydra.runtime.choices, hydra.overrides.task)
+            check_job(cfg, hydra.runtime.choices, jobs.as_strings(hydra.overrides.task))
         return task(cfg)
 
     return run

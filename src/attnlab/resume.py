@@ -191,8 +191,8 @@ def resume_command(run_dir: Path) -> str:
     folder_given = True
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
-        words += run_overrides(hydra_cfg.overrides.task)
-        chosen = [o for o in hydra_cfg.overrides.hydra if _key(o) == "hydra.run.dir"]
+        words += run_overrides(jobs.as_strings(hydra_cfg.overrides.task))
+        chosen = [o for o in jobs.as_strings(hydra_cfg.overrides.hydra) if _key(o) == "hydra.run.dir"]
         found = os.environ.get(FOUND_ENV)
         by_word = found is not None and Path(found).resolve() == run_dir.resolve()
         folder_given = jobs.is_multirun() or (bool(chosen) and not by_word)

@@ -163,7 +163,7 @@ def expected_files(examples: int, layers: int, heads: int, view: bool) -> set[st
 SMALL = {
     "vision": [],
     "text": ["data.source.generation.train=200", "data.source.generation.val=20", "data.source.generation.test=20"],
-    "speech": ["data.generation.per_voice=1", "data.generation.variants=[m1,m3,f1]"],
+    "speech": ["data.source.generation.per_voice=1", "data.source.generation.variants=[m1,m3,f1]"],
 }
 
 

@@ -58,7 +58,7 @@ def data_info(modality: str) -> dict:
 
 
 SMALL_DATA = {
-    "speech": ["data.generation.per_voice=1", "data.generation.variants=[m1,m3,f1]"],
+    "speech": ["data.source.generation.per_voice=1", "data.source.generation.variants=[m1,m3,f1]"],
     "text": ["data.source.generation.train=200", "data.source.generation.val=20", "data.source.generation.test=20"],
 }
 

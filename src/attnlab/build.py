@@ -15,8 +15,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
+from attnlab.config import data_value
+from attnlab.data import DataModule
 from attnlab.errors import ConfigError
 from attnlab.module import AttnlabModule
+from attnlab.tasks import resolve_head
 
 COMPONENTS = (
     "data",
@@ -72,20 +75,31 @@ def run_settings(cfg: DictConfig) -> RunSettings:
     return RunSettings(**values)
 
 
-def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[pl.LightningDataModule, dict[str, Any]]:
-    """The datamodule, prepared and set up, and the values it gives the model."""
+def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[DataModule, dict[str, Any]]:
+    """The datamodule, prepared and set up, and the values it gives the model.
+
+    ``cfg.head`` then follows the data: ``head: auto`` is replaced by the head of the data's
+    task, and an explicit head that cannot fit it fails (:func:`attnlab.tasks.resolve_head`).
+    """
     if cfg.get("data") is None:
         raise ConfigError("no dataset chosen; pass data=<name> (see `attnlab-plugins`)")
     datamodule = instantiate(cfg.data)
+    if not isinstance(datamodule, DataModule):
+        raise ConfigError(
+            f"data._target_ must be attnlab.data.DataModule (with the dataset under data.source); "
+            f"got {type(datamodule).__name__}"
+        )
     datamodule.prepare_data()
     datamodule.setup(stage)
-    return datamodule, dict(datamodule.data_info())
+    resolve_head(cfg, datamodule.spec.task, type(datamodule.source).__name__)
+    return datamodule, datamodule.data_info()
 
 
 def build_model(cfg: DictConfig, compile: bool = False) -> AttnlabModule:
     """Front-end, backbone and head from ``cfg`` (inside a ``data_info`` scope)."""
     if cfg.get("frontend") is None:
         raise ConfigError("no front-end configured; choose a modality with modality=<name>")
+    resolve_head(cfg, data_value("task"))
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") is not None else None
     return AttnlabModule(
         frontend=instantiate(cfg.frontend),

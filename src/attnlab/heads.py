@@ -1,11 +1,14 @@
 """Task heads: what the model predicts from the encoded tokens.
 
 A head owns its output layer, its loss and its metrics, so the LightningModule stays
-task-agnostic. Chosen by config (``head=sequence``, ``head=token`` or ``head=ctc``), never
-by a plugin.
+task-agnostic. Each head declares the data task it fits (``task``); ``head=auto`` (the
+default) is the head of the data's task, and an explicit ``head=`` that cannot fit the
+data's task is refused (:mod:`attnlab.tasks`).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -14,10 +17,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchmetrics.text import CharErrorRate
 
 from attnlab.errors import ConfigError
-from attnlab.types import Batch, Encoded
+from attnlab.types import IGNORE_INDEX, Batch, Encoded, Task
 
-IGNORE_INDEX = -100
-"""Target value that the token head leaves out of its loss and metrics (padding)."""
+__all__ = ["IGNORE_INDEX", "CTCHead", "SequenceHead", "TokenHead", "ctc_greedy_decode"]
 
 POOLINGS = ("auto", "cls", "mean")
 
@@ -34,6 +36,8 @@ class SequenceHead(nn.Module):
         pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``) or ``mean``.
         dropout: dropout before the classifier.
     """
+
+    task: ClassVar[Task] = "sequence"
 
     def __init__(self, dim: int, num_classes: int, pooling: str = "auto", dropout: float = 0.0) -> None:
         super().__init__()
@@ -60,7 +64,9 @@ class SequenceHead(nn.Module):
         return self.fc(self.drop(pooled))
 
     def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
-        return F.cross_entropy(logits, batch["target"])
+        """Cross-entropy with the batch's ``soft_target`` (MixUp, CutMix) when it has one, else ``target``."""
+        soft = batch.get("soft_target")
+        return F.cross_entropy(logits, soft if soft is not None else batch["target"])
 
     def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """Predictions and targets, aligned and flat, for the metrics."""
@@ -83,6 +89,7 @@ class TokenHead(nn.Module):
         dropout: dropout before the classifier.
     """
 
+    task: ClassVar[Task] = "token"
     needs_cls = False
 
     def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:
@@ -161,6 +168,7 @@ class CTCHead(nn.Module):
         dropout: dropout before the classifier.
     """
 
+    task: ClassVar[Task] = "label_sequence"
     needs_cls = False
 
     def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:

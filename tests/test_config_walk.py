@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from attnlab import config, plugins
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
+from attnlab.tasks import AUTO, head_task
 from conftest import compose_config
 
 PRIMARY = {"train.yaml", "eval.yaml"}
@@ -76,11 +77,15 @@ def test_config_file_composes_and_instantiates(root, rel, tmp_path):
     name, modality, overrides = overrides_for(root, rel)
     cfg = compose_config(overrides, name=name, output_dir=tmp_path)
     if name == "eval":
-        instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_named(cfg.logger) or False)
+        with config.data_info(data_info(DEFAULT_MODALITY)):  # from the checkpoint in a real evaluation
+            callbacks = build_callbacks(cfg)
+        instantiate(cfg.trainer, callbacks=callbacks, logger=build_named(cfg.logger) or False)
         return
     run_settings(cfg)  # top-level keys: each is read, or this raises
     instantiate(cfg.data)  # constructing needs no files; set-up is tested per dataset
-    with config.data_info(data_info(modality)):
+    info = data_info(modality)
+    target = cfg.head._target_  # an explicit head builds with the task it fits (the data's is checked per dataset)
+    with config.data_info({**info, "task": info["task"] if target == AUTO else head_task(target)}):
         model = build_model(cfg)
         optimizer = model.optimizer_factory(model.parameters())
         if model.scheduler_factory is not None:

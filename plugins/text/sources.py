@@ -138,6 +138,12 @@ def read_text(path: Path) -> str:
         return text
 
 
+def _unusable(bad: BadItems, path: Path) -> str:
+    """`` (its N bad lines were left out)`` when lines of ``path`` went to ``bad``."""
+    n = sum(where.startswith(f"{path}:") for where, _ in bad.items)
+    return f" (its {n} bad line(s) were left out: data.bad_files=skip)" if n else ""
+
+
 def _existing(path: str, key: str) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
@@ -278,6 +284,7 @@ class TextFiles(TextSource):
             name: None if path is None else self._read(_existing(path, f"data.source.{name}"), bad)
             for name, path in (("train", self.train), ("val", self.val), ("test", self.test))
         }
+        bad.stop_if_error()  # before cutting splits, which bad rows would only confuse
         fractions = {"val": self.val_fraction, "test": self.test_fraction}
         return carve(splits, fractions, self.split_seed, stratify=True)
 
@@ -298,7 +305,8 @@ class TextFiles(TextSource):
         if blank:
             log.info("%s: skipped %d blank line(s)", path, blank)
         if not texts:
-            raise DataError(f"{path} has no usable rows; give a file with a header and at least one row")
+            bad.stop_if_error()
+            raise DataError(f"{path} has no usable rows{_unusable(bad, path)}; give a header and at least one row")
         return TextSplit(texts, labels, origin=str(path))
 
     def _fields(self, path: Path, where: int, row: dict[str, object], bad: BadItems) -> tuple[str, str] | None:
@@ -414,6 +422,7 @@ class CoNLL(TextSource):
             name: None if path is None else self._read(_existing(path, f"data.source.{name}"), bad)
             for name, path in (("train", self.train), ("val", self.val), ("test", self.test))
         }
+        bad.stop_if_error()
         fractions = {"val": self.val_fraction, "test": self.test_fraction}
         return carve(splits, fractions, self.split_seed, stratify=False)
 
@@ -446,7 +455,11 @@ class CoNLL(TextSource):
         if words and not broken:
             sentences.append((words, labels))
         if not sentences:
-            raise DataError(f"{path} has no sentences; expected one token per line, blank lines between sentences")
+            bad.stop_if_error()
+            raise DataError(
+                f"{path} has no usable sentences{_unusable(bad, path)}; "
+                "expected one token per line, blank lines between sentences"
+            )
         return token_split([s[0] for s in sentences], [s[1] for s in sentences], str(path))
 
     @staticmethod

@@ -25,7 +25,7 @@ def read_metrics(run) -> dict[str, float]:
 
 
 def test_sequence_labelling_with_bpe_and_eval_uses_the_saved_tokenizer(make_config, tmp_path):
-    train(make_config("modality=text", "tokenizer=bpe", "data.tokenizer.vocab_size=280", *FAST, *SMALL, "logger=csv"))
+    train(make_config("modality=text", "tokenizer=bpe", "data.source.tokenizer.vocab_size=280", *FAST, *SMALL, "logger=csv"))
     run = tmp_path / "run"
     trained = read_metrics(run)
     saved = yaml.safe_load((run / "config.yaml").read_text())

@@ -85,11 +85,11 @@ class DataModule(pl.LightningDataModule):
         if batch_size < 1 or num_workers < 0:
             bad = f"data.batch_size={batch_size}" if batch_size < 1 else f"data.num_workers={num_workers}"
             raise ConfigError(f"{bad} is out of range; batch_size must be >= 1 and num_workers >= 0")
-        self.bad = BadItems(bad_files)  # checks the policy now, not at set-up
         self.source = source
         self.batch_size, self.num_workers, self.bucket = batch_size, num_workers, bucket
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         self.save_dir = Path(save_dir).expanduser() if save_dir is not None else None
+        self.bad = BadItems(bad_files, self.save_dir)  # checks the policy now, not at set-up
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
         self.train_transform, self.batch_transform = train_transform, batch_transform
         self._data: SourceData | None = None
@@ -108,7 +108,7 @@ class DataModule(pl.LightningDataModule):
         if isinstance(self.source, ChecksFiles):
             for name in SPLITS:
                 setattr(data, name, self._drop_unreadable(getattr(data, name)))
-        self.bad.settle(self.save_dir)
+        self.bad.settle()
         self._check(data)
         self._data = data
         log.info("data: %s", summary(data))

@@ -160,7 +160,9 @@ def small_digits(tmp_path, strings: bool = False) -> DataModule:
 
 
 def voices(split) -> set[str]:
-    return {path.name.rsplit("_t", 1)[0] for path, _ in (split.examples.dataset.items[i] for i in split.examples.indices)}
+    return {
+        path.name.rsplit("_t", 1)[0] for path, _ in (split.examples.dataset.items[i] for i in split.examples.indices)
+    }
 
 
 def test_spoken_digits_hold_out_whole_voices(tmp_path):

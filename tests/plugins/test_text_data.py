@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -12,8 +13,6 @@ import time
 import numpy as np
 import pytest
 import torch
-
-import dataclasses
 
 from attnlab.data import BadItems, DataModule
 from attnlab.errors import ConfigError, DataError
@@ -171,7 +170,9 @@ def test_missing_splits_are_cut_by_seed_stratified(tmp_path):
         a.test.texts == b.test.texts and len(a.test.texts) == 4 and sorted(a.test.targets) == ["neg"] * 2 + ["pos"] * 2
     )
     assert set(a.train.texts).isdisjoint(a.val.texts + a.test.texts)
-    other = TextFiles(train=str(tmp_path / "all.csv"), val_fraction=0.2, test_fraction=0.2, split_seed=2).read(BadItems())
+    other = TextFiles(train=str(tmp_path / "all.csv"), val_fraction=0.2, test_fraction=0.2, split_seed=2).read(
+        BadItems()
+    )
     assert other.test.texts != a.test.texts
 
 
@@ -252,7 +253,9 @@ Blackburn NNP I-PER
 
 def test_conll_reads_sentences_and_the_label_column(tmp_path):
     (tmp_path / "train.conll").write_text(CONLL * 6)
-    raw = CoNLL(train=str(tmp_path / "train.conll"), label_column=1, val_fraction=0.25, test_fraction=0.25).read(BadItems())
+    raw = CoNLL(train=str(tmp_path / "train.conll"), label_column=1, val_fraction=0.25, test_fraction=0.25).read(
+        BadItems()
+    )
     assert raw.per_token and len(raw.train.words) + len(raw.val.words) + len(raw.test.words) == 12
     assert ["EU", "rejects", "German", "lamb"] in raw.train.words + raw.val.words + raw.test.words
     ner = CoNLL(train=str(tmp_path / "train.conll"), test=str(tmp_path / "train.conll")).read(BadItems())

@@ -7,7 +7,8 @@ A resumed run must see exactly the data an uninterrupted one would, with or with
   ``(seed, epoch)``; Lightning calls ``set_epoch`` at the start of every epoch.
 - :class:`EpochBatchSampler`: cuts that order into batches, optionally *bucketed* (batches
   of similar lengths), shuffles the batches from ``(seed, epoch)``, and hands the dataset
-  ``(epoch, index)`` keys, so each example knows its epoch even inside a persistent worker.
+  ``(epoch, index)`` keys, so each example knows its epoch even inside a persistent worker
+  (the epoch is read from the inner sampler when the batches are made, in this process).
 - :class:`TrainingExamples`: applies the per-example training transform under an RNG
   seeded from ``(seed, epoch, index)``; :class:`TrainingCollate` applies the batch
   transform under one seeded from the batch's first key.
@@ -77,7 +78,7 @@ class EpochBatchSampler(BatchSampler):
     sorted by length and cut into batches: similar lengths share a batch (less padding).
     With ``shuffle`` the batches are then shuffled from ``(seed, epoch)``. With ``keyed``
     each index is handed out as ``(epoch, index)``. Under DDP Lightning re-creates this
-    sampler around a distributed one and still calls :meth:`set_epoch` on it.
+    sampler around a distributed one; either way the epoch is the inner sampler's.
 
     Args:
         sampler: the order of examples (a :class:`SeededSampler`).
@@ -103,13 +104,12 @@ class EpochBatchSampler(BatchSampler):
     ) -> None:
         super().__init__(sampler, batch_size, drop_last)
         self.lengths, self.shuffle, self.seed, self.keyed, self.window = lengths, shuffle, seed, keyed, window
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        set_inner = getattr(self.sampler, "set_epoch", None)  # Lightning also sets it; this keeps them in step
-        if callable(set_inner):
-            set_inner(epoch)
+    @property
+    def epoch(self) -> int:
+        """The sampler's epoch: Lightning calls ``set_epoch`` on the sampler (ours, or DDP's
+        ``DistributedSampler``), not on the batch sampler."""
+        return int(getattr(self.sampler, "epoch", 0))
 
     def _batches(self) -> list[list[int]]:
         order = list(self.sampler)

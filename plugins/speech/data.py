@@ -310,7 +310,9 @@ class AudioFolder:
         fix = "point data.source.root at a folder with one sub-folder of audio files per label"
         root = require_root(self.root, "data.source.root", fix)
         fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
-        names, parts = folder_splits(root, AUDIO_SUFFIXES, fractions, self.split_seed)
+        names, parts = folder_splits(
+            root, AUDIO_SUFFIXES, fractions, self.split_seed, lambda files: context.readable(files, decode_audio)
+        )
         splits = [
             Split(
                 AudioClips(list(zip(p.files, p.labels.tolist())), self.sample_rate),

@@ -254,7 +254,9 @@ class ImageFolder:
         fix = "point data.source.root at a folder with one sub-folder of images per class"
         root = require_root(self.root, "data.source.root", fix)
         fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
-        names, parts = folder_splits(root, IMAGE_SUFFIXES, fractions, self.split_seed)
+        names, parts = folder_splits(
+            root, IMAGE_SUFFIXES, fractions, self.split_seed, lambda files: context.readable(files, decode_image)
+        )
         transform = image_transform(self.image_size, 3)
         splits = [
             Split(ImageFiles(p.files, p.labels, transform), labels=p.labels, files=p.files, origin=p.origin)

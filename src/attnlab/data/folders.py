@@ -2,15 +2,15 @@
 
 ``root/<class>/**/<file>``, or ``root/train/<class>/...`` with optional ``val/`` and
 ``test/`` folders of the same classes; splits that have no folder are cut from the
-training pool, stratified, by the source's ``split_seed``. Files are chosen by suffix;
-whether they decode is the bad-file scan's business, so a broken link or an empty file
-with the right suffix is listed here and reported there.
+training pool, stratified, by the source's ``split_seed``. Files are chosen by suffix,
+then kept only if they decode (``readable``, the bad-file scan), before splits are cut, so
+that every split keeps the classes' proportions.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,17 +56,24 @@ def _classes(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def read_classes(folder: Path, suffixes: Sequence[str], classes: list[str] | None = None) -> tuple[list[str], Labelled]:
-    """The class folders of ``folder`` and their files with one of ``suffixes`` (in name order).
+Readable = Callable[[list[Path]], list[int]]
+"""The indices of the files that decode (:meth:`attnlab.data.LoadContext.readable`)."""
+
+
+def read_classes(
+    folder: Path, suffixes: Sequence[str], readable: Readable, classes: list[str] | None = None
+) -> tuple[list[str], Labelled]:
+    """The class folders of ``folder`` and their readable files with one of ``suffixes`` (in name order).
 
     Args:
         folder: holds one sub-folder per class.
         suffixes: lowercase file suffixes to take (``.png``, ``.wav``...).
+        readable: keeps the files that decode; the others are reported as bad inputs.
         classes: the classes expected (those of the training folder), or None.
 
     Raises:
-        DataError: no class folders, a class folder with no such files, or other classes
-            than ``classes``.
+        DataError: no class folders, a class folder with no (readable) such files, or other
+            classes than ``classes``.
     """
     found = _classes(folder)
     if not found:
@@ -88,11 +95,20 @@ def read_classes(folder: Path, suffixes: Sequence[str], classes: list[str] | Non
         labels += [k] * len(chosen)
     if ignored:
         log.info("%s: ignored %d file(s) without a %s suffix", folder, ignored, "/".join(suffixes))
-    return found, Labelled(files, np.asarray(labels, dtype=np.int64), str(folder))
+    pool = Labelled(files, np.asarray(labels, dtype=np.int64), str(folder))
+    kept = pool.subset(readable(files))
+    for k, name in enumerate(found):
+        if not (kept.labels == k).any():
+            total = int((pool.labels == k).sum())
+            raise DataError(
+                f"class folder {folder / name} has no readable files: all {total} cannot be decoded "
+                "(see bad_files.txt in the run folder); replace them or remove the folder"
+            )
+    return found, kept
 
 
 def folder_splits(
-    root: Path, suffixes: Sequence[str], fractions: dict[str, float], seed: int
+    root: Path, suffixes: Sequence[str], fractions: dict[str, float], seed: int, readable: Readable
 ) -> tuple[list[str], dict[str, Labelled]]:
     """Class names and the ``train``/``val``/``test`` files of a class-folder dataset.
 
@@ -102,11 +118,14 @@ def folder_splits(
         fractions: ``{"val_fraction": ..., "test_fraction": ...}``: the shares of the
             training pool cut for splits that have no folder.
         seed: fixes those cuts.
+        readable: keeps the files that decode (before any cut).
     """
     top = root / "train" if (root / "train").is_dir() else root
-    names, pool = read_classes(top, suffixes)
+    names, pool = read_classes(top, suffixes, readable)
     given = {
-        s: read_classes(root / s, suffixes, names)[1] for s in ("val", "test") if top != root and (root / s).is_dir()
+        s: read_classes(root / s, suffixes, readable, names)[1]
+        for s in ("val", "test")
+        if top != root and (root / s).is_dir()
     }
     wanted = {key: f for key, f in fractions.items() if key.removesuffix("_fraction") not in given}
     parts = stratified_split(pool.labels, wanted, seed, names) if wanted else [np.arange(len(pool.files))]

@@ -28,7 +28,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from attnlab.data.bad import BadItems, Policy
-from attnlab.data.files import scan
 from attnlab.data.sampling import EpochBatchSampler, SeededSampler, TrainingCollate, TrainingExamples
 from attnlab.data.source import SPLITS, ChecksFiles, Downloads, HasRawFeatures, LoadContext, Source, SourceData, Split
 from attnlab.errors import ConfigError, DataError
@@ -103,24 +102,28 @@ class DataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._data is not None:
             return
-        context = LoadContext(save_dir=self.save_dir, bad=self.bad)
+        context = LoadContext(save_dir=self.save_dir, bad=self.bad, cache_dir=self.cache_dir)
         data = self.source.load(context)
         if isinstance(self.source, ChecksFiles):
-            for name in SPLITS:
-                setattr(data, name, self._drop_unreadable(getattr(data, name)))
+            self._drop_unreadable(data, context)
         self.bad.settle()
         self._check(data)
         self._data = data
         log.info("data: %s", summary(data))
 
-    def _drop_unreadable(self, split: Split) -> Split:
-        if split.files is None:
-            return split
+    def _drop_unreadable(self, data: SourceData, context: LoadContext) -> None:
+        """Decode, in one scan, the split files the source did not check while loading; drop bad ones."""
         assert isinstance(self.source, ChecksFiles)
-        found = scan(split.files, self.source.check_file, self.cache_dir)
-        for i, reason in sorted(found.items()):
-            self.bad.add(split.files[i], reason)
-        return split.subset([i for i in range(len(split)) if i not in found]) if found else split
+        splits = {name: split for name, split in data.splits().items() if split.files is not None}
+        files = sorted({f for split in splits.values() for f in split.files or [] if f not in context.checked})
+        kept = set(context.readable(files, self.source.check_file)) if files else set()
+        bad = {f for i, f in enumerate(files) if i not in kept}
+        bad |= {f for where, _ in self.bad.items for f in [Path(where)]}
+        for name, split in splits.items():
+            assert split.files is not None
+            good = [i for i, f in enumerate(split.files) if f not in bad]
+            if len(good) < len(split):
+                setattr(data, name, split.subset(good))
 
     def _check(self, data: SourceData) -> None:
         spec = data.spec

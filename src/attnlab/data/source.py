@@ -14,7 +14,7 @@ looking for attributes: :class:`Downloads`, :class:`ChecksFiles`, :class:`HasRaw
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -23,6 +23,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from attnlab.data.bad import BadItems
+from attnlab.data.files import scan
 from attnlab.types import Batch, DataSpec, Task
 
 Example = dict[str, Any]
@@ -95,10 +96,27 @@ class LoadContext:
             (a tokenizer, the label list) and finds it again (``attnlab-eval``); None: nowhere.
         bad: where a source reports input it cannot use (a malformed row); the DataModule
             then skips or stops as ``data.bad_files`` says.
+        cache_dir: where file checks are remembered between runs (None: not remembered).
+        checked: the files :meth:`readable` has looked at (the DataModule scans the rest).
     """
 
     save_dir: Path | None
     bad: BadItems
+    cache_dir: Path | None = None
+    checked: set[Path] = field(default_factory=set)
+
+    def readable(self, files: Sequence[Path], check: Callable[[Path], None]) -> list[int]:
+        """The indices of ``files`` that ``check`` can decode; the others are reported to :attr:`bad`.
+
+        A source calls this on its pool *before* cutting splits, so that the splits are made
+        of readable files (stratified splits keep their proportions). Files of the returned
+        splits it did not pass here are scanned by the DataModule after loading.
+        """
+        found = scan(files, check, self.cache_dir)
+        for i, reason in sorted(found.items()):
+            self.bad.add(files[i], reason)
+        self.checked.update(files)
+        return [i for i in range(len(files)) if i not in found]
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ seeds see the same splits.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -66,16 +67,16 @@ def stratified_split(
             f"cannot split {where} into {parts} stratified parts: class {name!r} has {counts[rare[0]]}, "
             f"each class needs at least {parts}; add examples, give val/test data, or lower the fractions"
         )
-    for key, fraction in fractions.items():
-        if round(fraction * n) < len(counts):
-            raise DataError(
-                f"cannot split {where} by class: {key}={fraction} gives {round(fraction * n)} examples for "
-                f"{len(counts)} classes; raise {key} or add examples"
-            )
     rest = np.arange(n)
     out: list[np.ndarray] = []
     remaining = 1.0
     for key, fraction in fractions.items():
+        size = math.ceil(fraction / remaining * len(rest))  # as scikit-learn rounds a share
+        if size < len(counts) or len(rest) - size < len(counts):
+            raise DataError(
+                f"cannot split {where} by class: {key}={fraction} gives {size} of {len(rest)} examples, and "
+                f"every part needs one of each of the {len(counts)} classes; change {key} or add examples"
+            )
         try:
             rest, part = train_test_split(
                 rest, test_size=fraction / remaining, random_state=seed, stratify=labels[rest]

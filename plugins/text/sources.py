@@ -129,6 +129,8 @@ def read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}; check the path") from exc
+    if b"\x00" in raw[:8192]:
+        raise DataError(f"{path} is not a text file (it holds NUL bytes); give a UTF-8 CSV, TSV or JSONL file")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -17,6 +17,13 @@ import numpy as np
 
 from attnlab.errors import ConfigError, DataError
 
+KEY = "data.source.{}"
+"""How messages name a fraction: it is a setting of the dataset's source."""
+
+
+def _shown(fractions: dict[str, float]) -> str:
+    return ", ".join(f"{KEY.format(k)}={v}" for k, v in fractions.items())
+
 
 def check_fractions(fractions: dict[str, float]) -> None:
     """Each share is in (0, 1) and together they leave some training data.
@@ -24,9 +31,8 @@ def check_fractions(fractions: dict[str, float]) -> None:
     Raises:
         ConfigError: naming the keys (``val_fraction``, ``test_fraction``) and their values.
     """
-    shown = ", ".join(f"{k}={v}" for k, v in fractions.items())
     if any(not 0 < f < 1 for f in fractions.values()) or sum(fractions.values()) >= 1:
-        raise ConfigError(f"split fractions {shown} must each be > 0 and sum to less than 1")
+        raise ConfigError(f"split fractions {_shown(fractions)} must each be > 0 and sum to less than 1")
 
 
 def _counts(labels: Sequence[Any], names: Sequence[str] | None) -> str:
@@ -74,15 +80,15 @@ def stratified_split(
         size = math.ceil(fraction / remaining * len(rest))  # as scikit-learn rounds a share
         if size < len(counts) or len(rest) - size < len(counts):
             raise DataError(
-                f"cannot split {where} by class: {key}={fraction} gives {size} of {len(rest)} examples, and "
-                f"every part needs one of each of the {len(counts)} classes; change {key} or add examples"
+                f"cannot split {where} by class: {KEY.format(key)}={fraction} gives {size} of {len(rest)} examples, "
+                f"and every part needs one of each of the {len(counts)} classes; change it or add examples"
             )
         try:
             rest, part = train_test_split(
                 rest, test_size=fraction / remaining, random_state=seed, stratify=labels[rest]
             )
         except ValueError as exc:  # sklearn's own limits, e.g. a class left with one example
-            raise DataError(f"cannot split {where} by class at {key}={fraction}: {exc}") from None
+            raise DataError(f"cannot split {where} by class at {KEY.format(key)}={fraction}: {exc}") from None
         out.append(np.sort(part))
         remaining -= fraction
     return [np.sort(rest), *out]
@@ -104,8 +110,9 @@ def grouped_split(groups: Sequence[Any], fractions: dict[str, float], seed: int)
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     sizes = [max(1, round(f * len(names))) for f in fractions.values()]
     if sum(sizes) >= len(names):
-        shown = ", ".join(f"{k}={v}" for k, v in fractions.items())
-        raise DataError(f"split fractions {shown} leave none of the {len(names)} groups for training; lower them")
+        raise DataError(
+            f"split fractions {_shown(fractions)} leave none of the {len(names)} groups for training; lower them"
+        )
     chosen, start = [], 0
     for size in sizes:
         chosen.append(set(order[start : start + size]))
@@ -125,8 +132,7 @@ def random_split(n: int, fractions: dict[str, float], seed: int) -> list[np.ndar
     check_fractions(fractions)
     sizes = [round(f * n) for f in fractions.values()]
     if min(sizes, default=1) < 1 or n - sum(sizes) < 1:
-        shown = ", ".join(f"{k}={v}" for k, v in fractions.items())
-        raise DataError(f"{n} examples cannot be split with {shown}: every part needs one; add examples")
+        raise DataError(f"{n} examples cannot be split with {_shown(fractions)}: every part needs one; add examples")
     order = np.random.default_rng(seed).permutation(n)
     out, start = [], 0
     for size in sizes:

@@ -10,8 +10,10 @@ from omegaconf import OmegaConf
 
 from attnlab import config
 from attnlab.errors import ConfigError
+from attnlab.heads import CTCHead, SequenceHead, TokenHead
 from attnlab.tasks import HEAD_OF_TASK, resolve_head
 from attnlab.train import train
+from attnlab.types import Head
 from conftest import FAST, compose_config
 
 HEADS = {
@@ -85,3 +87,12 @@ def test_spoken_digit_strings_train_with_no_head_given(make_config, tmp_path):
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["head"]["_target_"] == "attnlab.heads.CTCHead"
     assert "test/cer" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("cls", [SequenceHead, TokenHead, CTCHead])
+def test_every_head_keeps_the_head_protocol(cls):
+    """What the module calls on a head (:class:`attnlab.types.Head`), and the task it declares."""
+    members = {name for name in vars(Head) if not name.startswith("_")} | {"task", "needs_cls"}
+    assert members <= set(dir(cls)) and cls.task in HEADS
+    head = cls(dim=8, num_classes=3)
+    assert isinstance(head.needs_cls, bool) and head.metrics() is not None

@@ -415,6 +415,9 @@ CASES: dict[str, Case] = {
     "listops files with another header": Case(
         lra_wrong_header, ["modality=text", "data.source.root={tmp}"], "expected LRA's header 'Source<TAB>Target'"
     ),
+    # the modality the data needs
+    "a text dataset without modality=": Case(nothing, ["data=listops"], "is read by modality text, but this run's"),
+    "speech data with the cnn modality": Case(nothing, ["modality=cnn", "data=spoken_digits"], "add modality=speech"),
     # the head the data needs
     "ctc on images": Case(nothing, ["head=ctc"], "head=ctc predicts a label sequence per example, but Digits has one"),
     "token head on images": Case(nothing, ["head=token"], "use head=sequence, or leave head out"),

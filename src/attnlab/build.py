@@ -11,12 +11,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
 from attnlab.config import data_value
 from attnlab.data import DataModule
+from attnlab.data.catalog import check_pairing
 from attnlab.errors import ConfigError
 from attnlab.module import AttnlabModule
 from attnlab.tasks import resolve_head
@@ -83,6 +84,7 @@ def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[DataModule, d
     """
     if cfg.get("data") is None:
         raise ConfigError("no dataset chosen; pass data=<name> (see `attnlab-plugins`)")
+    check_modality(cfg)
     datamodule = instantiate(cfg.data)
     if not isinstance(datamodule, DataModule):
         raise ConfigError(
@@ -93,6 +95,19 @@ def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[DataModule, d
     datamodule.setup(stage)
     resolve_head(cfg, datamodule.spec.task, type(datamodule.source).__name__)
     return datamodule, datamodule.data_info()
+
+
+def check_modality(cfg: DictConfig) -> None:
+    """The front-end's plugin reads the dataset's source (``attnlab data=listops`` says: add modality=text)."""
+    frontend = cfg.get("frontend", {}).get("_target_")
+    source = cfg.data.get("source", {}).get("_target_") if isinstance(cfg.data, DictConfig) else None
+    if frontend is None or source is None:
+        return
+    try:
+        classes = get_class(frontend), get_class(source)
+    except Exception:  # an unknown class: instantiate says which, in its own words
+        return
+    check_pairing(*classes)
 
 
 def build_model(cfg: DictConfig, compile: bool = False) -> AttnlabModule:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from attnlab.data.catalog import dataset_modalities, datasets, owner
+import pytest
+
+from attnlab.data.catalog import check_pairing, dataset_modalities, datasets, owner
+from attnlab.errors import ConfigError
+from attnlab_cnn import ConvStem
+from attnlab_speech import SpeechFrontend, SpokenDigits
+from attnlab_text import ListOps
+from attnlab_vision import Digits, PatchEmbed
 
 
 def test_each_dataset_names_its_modality_first_and_those_that_share_its_sources():
@@ -16,3 +23,14 @@ def test_every_plugin_dataset_is_listed_once_with_its_owner():
     found = datasets()
     assert found["conll"] == "text" and found["audiofolder"] == "speech" and found["cifar10"] == "vision"
     assert set(found) >= {"digits", "cifar10", "imagefolder", "spoken_digits", "listops", "textfiles", "hf"}
+
+
+def test_a_front_end_and_a_source_of_different_modalities_name_the_modality_to_add():
+    check_pairing(ConvStem, Digits)  # the CNN plugin declares the vision sources
+    check_pairing(SpeechFrontend, SpokenDigits)
+    with pytest.raises(
+        ConfigError, match=r"source ListOps is read by modality text, .* PatchEmbed .*add modality=text$"
+    ):
+        check_pairing(PatchEmbed, ListOps)
+    with pytest.raises(ConfigError, match=r"read by modality cnn, vision, .*add modality=vision$"):
+        check_pairing(SpeechFrontend, Digits)  # the plugin that ships the source comes first

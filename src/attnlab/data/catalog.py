@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from attnlab import plugins
+from attnlab.errors import ConfigError
 
 
 def owner(dataset: str) -> str | None:
@@ -40,3 +41,31 @@ def datasets() -> dict[str, str]:
         for path in sorted((Path(plugin.config_dir) / "data").glob("*.yaml")):
             found.setdefault(path.stem, name)
     return found
+
+
+def _declaring(attribute: str, cls: type) -> list[str]:
+    """The plugins whose ``attribute`` (``frontends`` or ``sources``) lists ``cls``."""
+    return sorted(n for n, p in plugins.available().items() if cls in getattr(p, attribute))
+
+
+def check_pairing(frontend: type, source: type) -> None:
+    """The front-end's modality reads the dataset's source, or a one-line error naming the one that does.
+
+    A run composed without ``modality=`` uses the default modality's front-end: with another
+    modality's dataset (``attnlab data=listops``) this says which ``modality=`` to add.
+    Classes no plugin declares are not judged.
+
+    Raises:
+        ConfigError: no plugin declares both.
+    """
+    readers = _declaring("frontends", frontend)
+    owners = _declaring("sources", source)
+    if not readers or not owners or set(readers) & set(owners):
+        return
+    package = source.__module__.split(".")[0]
+    available = plugins.available()
+    home = [n for n in owners if any(f.__module__.split(".")[0] == package for f in available[n].frontends)]
+    raise ConfigError(
+        f"the dataset's source {source.__name__} is read by modality {', '.join(owners)}, but this run's "
+        f"front-end {frontend.__name__} is modality {readers[0]}'s; add modality={(home or owners)[0]}"
+    )

@@ -55,8 +55,14 @@ def test_a_head_that_cannot_fit_names_the_one_that_would(head, task, message, tm
     assert f"use head={HEAD_OF_TASK[task]}, or leave head out" in text
 
 
-def test_a_setting_only_another_head_has_is_named(tmp_path):
-    cfg = compose_config(["+head.pooling=mean"], output_dir=tmp_path)
+def test_a_setting_only_another_head_has_is_named_once_it_is_set(tmp_path):
+    cfg = compose_config(["head.pooling=mean"], output_dir=tmp_path)
+    resolve_head(cfg, "sequence")
+    assert cfg.head.pooling == "mean"
+    untouched = compose_config([], output_dir=tmp_path)
+    resolve_head(untouched, "token")  # the sequence head's default pooling is dropped for a token head
+    assert "pooling" not in untouched.head
+    cfg = compose_config(["head.pooling=mean"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"head.pooling is not a setting of head=token, the head of the data"):
         resolve_head(cfg, "token")
 

@@ -10,6 +10,7 @@ head that would.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_class
@@ -31,10 +32,14 @@ DESCRIBE: dict[Task, str] = {
 }
 
 
-def _head_file(task: Task) -> DictConfig:
+def _config_dir() -> Path:
     from attnlab.config import config_dir
 
-    node = OmegaConf.load(config_dir() / "head" / f"{HEAD_OF_TASK[task]}.yaml")
+    return config_dir()
+
+
+def _head_file(task: Task) -> DictConfig:
+    node = OmegaConf.load(_config_dir() / "head" / f"{HEAD_OF_TASK[task]}.yaml")
     assert isinstance(node, DictConfig)
     return node
 
@@ -90,6 +95,10 @@ def resolve_head(cfg: DictConfig, task: Task, data: str = "the data") -> None:
     chosen = _head_file(task)
     settings: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
     settings.pop("_target_")
+    defaults = OmegaConf.to_container(OmegaConf.load(_config_dir() / "head" / "auto.yaml"))
+    for key in set(settings) - set(chosen):
+        if key in defaults and settings[key] == defaults[key]:  # a default of another head, untouched
+            del settings[key]
     unknown = sorted(set(settings) - set(chosen))
     if unknown:
         raise ConfigError(

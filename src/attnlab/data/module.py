@@ -20,11 +20,12 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from annotated_types import Ge
 from torch.utils.data import DataLoader
 
 from attnlab.data.bad import BadItems, Policy
@@ -66,8 +67,8 @@ class DataModule(pl.LightningDataModule):
     def __init__(
         self,
         source: Source,
-        batch_size: int = 32,
-        num_workers: int = 0,
+        batch_size: Annotated[int, Ge(1)] = 32,
+        num_workers: Annotated[int, Ge(0)] = 0,
         seed: int | None = None,
         bucket: bool = False,
         bad_files: Policy = "skip",

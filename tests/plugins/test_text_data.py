@@ -396,3 +396,16 @@ def test_listops_depth_beyond_the_setting_says_which_setting_to_raise(tmp_path):
     shallow = ListOpsGeneration(max_depth=2)
     with pytest.raises(DataError, match=r"basic_train.tsv:2: nesting depth 2 needs generation.max_depth >= 3"):
         ListOps(root=str(tmp_path), labels="depth", generation=shallow).read(BadItems())
+
+
+def test_raw_features_are_token_counts(tmp_path):
+    write_lra_files(tmp_path)
+    dm = module(ListOps(root=str(tmp_path)), tmp_path)
+    features, labels = dm.raw_features("test")
+    rows = examples(dm, "test")
+    assert features.shape == (3, dm.source.tokenizer.vocab_size) and labels.tolist() == [ex["target"] for ex in rows]
+    for i, ex in enumerate(rows):
+        counts = np.zeros(features.shape[1])
+        for token in ex["inputs"]:
+            counts[token] += 1
+        assert np.array_equal(features[i].toarray().ravel(), counts)

@@ -3,10 +3,11 @@
 from pathlib import Path
 
 from attnlab.plugins import Plugin
+from attnlab_text.conll import CoNLL
 from attnlab_text.frontend import TokenEmbedding
 from attnlab_text.hub import HFDataset
 from attnlab_text.listops import ListOpsGeneration
-from attnlab_text.sources import CoNLL, ListOps, TextFiles, TextSource
+from attnlab_text.sources import ListOps, TextFiles, TextSource
 from attnlab_text.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, WordPieceTokenizer, WordTokenizer
 
 plugin = Plugin(

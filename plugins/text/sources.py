@@ -8,7 +8,7 @@ then makes the classes, the tokenizer and the token ids.
 - :class:`ListOps`: LRA's ListOps, generated into the data cache or read from LRA's files;
   one label per expression (its value) or per token (its nesting depth).
 - :class:`TextFiles`: the user's CSV, TSV or JSONL, one label per text.
-- :class:`CoNLL`: token-per-line files, one label per token.
+- :class:`~attnlab_text.conll.CoNLL`: token-per-line files, one label per token.
 - :class:`HFDataset` (in :mod:`attnlab_text.hub`): a Hugging Face dataset.
 
 Rows that cannot be parsed are reported to the run's bad-input list and left out
@@ -140,13 +140,13 @@ def read_text(path: Path) -> str:
         return text
 
 
-def _unusable(bad: BadItems, path: Path) -> str:
+def bad_lines_note(bad: BadItems, path: Path) -> str:
     """`` (its N bad lines were left out)`` when lines of ``path`` went to ``bad``."""
     n = sum(where.startswith(f"{path}:") for where, _ in bad.items)
     return f" (its {n} bad line(s) were left out: data.bad_files=skip)" if n else ""
 
 
-def _existing(path: str, key: str) -> Path:
+def existing_file(path: str, key: str) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"{key}={path} is not a file; point it at an existing file")
@@ -283,7 +283,7 @@ class TextFiles(TextSource):
         if self.train is None:
             raise ConfigError("data.source.train is not set; point it at a CSV, TSV or JSONL file")
         splits = {
-            name: None if path is None else self._read(_existing(path, f"data.source.{name}"), bad)
+            name: None if path is None else self._read(existing_file(path, f"data.source.{name}"), bad)
             for name, path in (("train", self.train), ("val", self.val), ("test", self.test))
         }
         bad.stop_if_error()  # before cutting splits, which bad rows would only confuse
@@ -308,7 +308,7 @@ class TextFiles(TextSource):
             log.info("%s: skipped %d blank line(s)", path, blank)
         if not texts:
             bad.stop_if_error()
-            raise DataError(f"{path} has no usable rows{_unusable(bad, path)}; give a header and at least one row")
+            raise DataError(f"{path} has no usable rows{bad_lines_note(bad, path)}; give a header and at least one row")
         return TextSplit(texts, labels, origin=str(path))
 
     def _fields(self, path: Path, where: int, row: dict[str, object], bad: BadItems) -> tuple[str, str] | None:
@@ -382,94 +382,3 @@ def _jsonl_rows(path: Path, bad: BadItems) -> Rows:
             continue
         rows.append((n, row))
     return rows
-
-
-# --- CoNLL --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CoNLL(TextSource):
-    """Token-labelled files: one token per line, columns split by ``separator``, blank lines between sentences.
-
-    Lines starting with ``comment`` and ``-DOCSTART-`` lines are skipped. Every token
-    line of a file has the same number of columns as its first; a ragged line is a bad
-    input, and its sentence is left out (``data.bad_files=skip``) or named (``error``).
-
-    Args:
-        tokenizer, max_length: as for every :class:`TextSource`.
-        train: the training file.
-        val, test: optional files; missing ones are cut from ``train`` by ``split_seed``.
-        token_column, label_column: column indices (negative counts from the end).
-        separator: column separator; None splits at any whitespace.
-        comment: prefix of comment lines.
-        val_fraction, test_fraction: shares of ``train`` for missing splits.
-        split_seed: fixes those splits.
-    """
-
-    train: str | None = None
-    val: str | None = None
-    test: str | None = None
-    token_column: int = 0
-    label_column: int = -1
-    separator: str | None = None
-    comment: str = "#"
-    val_fraction: Fraction = 0.1
-    test_fraction: Fraction = 0.1
-    split_seed: int = 0
-
-    def read(self, bad: BadItems) -> RawSplits:
-        if self.train is None:
-            raise ConfigError("data.source.train is not set; point it at a CoNLL file")
-        splits = {
-            name: None if path is None else self._read(_existing(path, f"data.source.{name}"), bad)
-            for name, path in (("train", self.train), ("val", self.val), ("test", self.test))
-        }
-        bad.stop_if_error()
-        fractions = {"val": self.val_fraction, "test": self.test_fraction}
-        return carve(splits, fractions, self.split_seed, stratify=False)
-
-    def _read(self, path: Path, bad: BadItems) -> TextSplit:
-        sentences: list[tuple[list[str], list[str]]] = []
-        words: list[str] = []
-        labels: list[str] = []
-        broken = False  # the sentence has a bad line: left out whole
-        width: tuple[int, int] | None = None  # (columns, first line with them)
-        for n, line in enumerate(read_text(path).splitlines(), start=1):
-            if not line.strip():
-                if words and not broken:
-                    sentences.append((words, labels))
-                words, labels, broken = [], [], False
-                continue
-            if line.startswith(self.comment) or line.startswith("-DOCSTART-"):
-                continue
-            columns = line.split(self.separator)
-            width = width or (len(columns), n)
-            if len(columns) != width[0]:
-                bad.add(
-                    f"{path}:{n}",
-                    f"{len(columns)} columns, but line {width[1]} has {width[0]}; every token line needs the same "
-                    "columns (check data.source.separator); its sentence is left out",
-                )
-                broken = True
-                continue
-            words.append(self._column(columns, self.token_column, path, n).strip())
-            labels.append(self._column(columns, self.label_column, path, n).strip())
-        if words and not broken:
-            sentences.append((words, labels))
-        if not sentences:
-            bad.stop_if_error()
-            raise DataError(
-                f"{path} has no usable sentences{_unusable(bad, path)}; "
-                "expected one token per line, blank lines between sentences"
-            )
-        return token_split([s[0] for s in sentences], [s[1] for s in sentences], str(path))
-
-    @staticmethod
-    def _column(columns: list[str], index: int, path: Path, n: int) -> str:
-        try:
-            return columns[index]
-        except IndexError:
-            raise DataError(
-                f"{path}:{n}: no column {index} in {len(columns)} columns; "
-                "set data.source.token_column / data.source.label_column"
-            ) from None

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from attnlab import config, plugins, preflight
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
+from attnlab.tasks import AUTO, head_task
 from conftest import compose_config
 
 PRIMARY = {"train.yaml", "eval.yaml"}
@@ -58,7 +59,7 @@ def data_info(modality: str) -> dict:
 
 
 SMALL_DATA = {
-    "speech": ["data.generation.per_voice=1", "data.generation.variants=[m1,m3,f1]"],
+    "speech": ["data.source.generation.per_voice=1", "data.source.generation.variants=[m1,m3,f1]"],
     "text": ["data.source.generation.train=200", "data.source.generation.val=20", "data.source.generation.test=20"],
 }
 
@@ -77,12 +78,16 @@ def test_config_file_composes_and_instantiates(root, rel, tmp_path):
     cfg = compose_config(overrides, name=name, output_dir=tmp_path)
     if name == "eval":
         preflight.check_job(cfg, {}, [])
-        instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_named(cfg.logger) or False)
+        with config.data_info(data_info(DEFAULT_MODALITY)):  # from the checkpoint in a real evaluation
+            callbacks = build_callbacks(cfg)
+        instantiate(cfg.trainer, callbacks=callbacks, logger=build_named(cfg.logger) or False)
         return
     run_settings(cfg)  # top-level keys: each is read, or this raises
     preflight.check_job(cfg, {}, [])  # every value fits what it configures
     instantiate(cfg.data)  # constructing needs no files; set-up is tested per dataset
-    with config.data_info(data_info(modality)):
+    info = data_info(modality)
+    target = cfg.head._target_  # an explicit head builds with the task it fits (the data's is checked per dataset)
+    with config.data_info({**info, "task": info["task"] if target == AUTO else head_task(target)}):
         model = build_model(cfg)
         optimizer = model.optimizer_factory(model.parameters())
         if model.scheduler_factory is not None:

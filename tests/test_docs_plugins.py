@@ -22,11 +22,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnlab import contract
+from attnlab import contract, scaffold
 from conftest import BIN, ROOT
 
 GUIDE = ROOT / "docs" / "plugins.md"
-DIST = "attnlab-motion"
+DIST = "attnlab-tabular"
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```$", re.S | re.M)
 
 
@@ -69,9 +69,16 @@ def run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPro
 def test_the_guide_is_read_as_a_script():
     found = steps(GUIDE.read_text())
     commands = [s.text for s in found if s.kind == "run"]
-    assert commands[0] == "attnlab-plugins new motion" and commands[-1] == f"pip uninstall -y {DIST}"
+    assert commands[0] == "attnlab-plugins new tabular --kind set" and commands[-1] == f"pip uninstall -y {DIST}"
     assert len(commands) >= 10 and sum(s.kind == "excerpt" for s in found) >= 5
-    assert any(s.kind == "file" and s.path.endswith("motion_noisy.yaml") for s in found)
+    written = {Path(s.path).name for s in found if s.kind == "file"}
+    assert {"cancer.py", "breast_cancer.yaml", "__init__.py"} <= written
+    assert any("data=breast_cancer" in c and "attention_maps=true" in c for c in commands)
+
+
+def test_the_guide_shows_every_kind_of_tokens():
+    text = GUIDE.read_text()
+    assert all(f"| `{kind}` |" in text and f"--kind {kind}" in text for kind in scaffold.KINDS)
 
 
 def test_the_guide_names_every_contract_check():
@@ -101,5 +108,9 @@ def test_every_command_in_the_guide_runs(tmp_path):
                 assert result.returncode == 0, f"$ {step.text}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     finally:
         run(f"pip uninstall -y -q {DIST}", tmp_path, env)
-    wheel = next((tmp_path / "dist").glob("attnlab_motion-0.1.0-*.whl"))
-    assert "attnlab_motion/conf/modality/motion.yaml" in zipfile.ZipFile(wheel).namelist()
+    wheel = next((tmp_path / "dist").glob("attnlab_tabular-0.1.0-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert (
+        "attnlab_tabular/conf/modality/tabular.yaml" in names
+        and "attnlab_tabular/conf/data/breast_cancer.yaml" in names
+    )

@@ -86,3 +86,15 @@ def test_ctc_metric_is_the_label_error_rate():
     metrics = head.metrics()
     metrics.update(*head.for_metrics(logits, torch.ones(2, 4, dtype=torch.bool), batch))
     assert float(metrics.compute()["cer"]) == pytest.approx(1 / 4)  # one deletion in four reference labels
+
+
+def test_the_sequence_loss_uses_soft_targets_and_the_metrics_hard_ones():
+    """A batch transform (MixUp) adds ``soft_target`` (B, C); metrics keep reading ``target``."""
+    torch.manual_seed(0)
+    head = SequenceHead(dim=4, num_classes=3)
+    logits = torch.randn(2, 3)
+    soft = torch.tensor([[0.7, 0.3, 0.0], [0.0, 0.4, 0.6]])
+    batch = {"inputs": None, "target": torch.tensor([0, 2]), "soft_target": soft}
+    expected = -(soft * logits.log_softmax(-1)).sum(-1).mean()  # cross-entropy against probabilities
+    torch.testing.assert_close(head.loss(logits, torch.ones(2, 1, dtype=torch.bool), batch), expected)
+    assert torch.equal(head.for_metrics(logits, torch.ones(2, 1, dtype=torch.bool), batch)[1], batch["target"])

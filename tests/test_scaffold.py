@@ -8,6 +8,7 @@ install runs in subprocesses.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from attnlab import plugin_cli, scaffold
+from attnlab import contract, plugin_cli, plugins, scaffold
 from attnlab.errors import ConfigError
 from conftest import BIN, FAST
 
@@ -29,36 +30,90 @@ def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProces
     return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_the_package_has_every_file_and_no_placeholder_left(tmp_path):
-    written = scaffold.scaffold("sensor_rows", tmp_path / "pkg")
+EXPERIMENT = {"sequence": "long", "set": "large", "grid": "fine"}
+
+
+@pytest.mark.parametrize("kind", sorted(scaffold.KINDS))
+def test_the_package_has_every_file_and_no_placeholder_left(kind, tmp_path):
+    written = scaffold.scaffold("sensor_rows", tmp_path / "pkg", kind)
     rel = sorted(p.relative_to(tmp_path / "pkg").as_posix() for p in written)
+    views = ["src/attnlab_sensor_rows/views.py"] if kind == "set" else []
     assert rel == sorted(
         [
             "README.md",
             "pyproject.toml",
             "src/attnlab_sensor_rows/__init__.py",
             "src/attnlab_sensor_rows/conf/data/sensor_rows_toy.yaml",
-            "src/attnlab_sensor_rows/conf/experiment/sensor_rows_long.yaml",
+            f"src/attnlab_sensor_rows/conf/experiment/sensor_rows_{EXPERIMENT[kind]}.yaml",
             "src/attnlab_sensor_rows/conf/modality/sensor_rows.yaml",
             "src/attnlab_sensor_rows/data.py",
             "src/attnlab_sensor_rows/frontend.py",
             "tests/test_contract.py",
+            *views,
         ]
     )
     text = {p.name: p.read_text() for p in written}
     assert not any("{{" in t for t in text.values())
     assert 'sensor_rows = "attnlab_sensor_rows:plugin"' in text["pyproject.toml"]
     assert 'name = "attnlab-sensor-rows"' in text["pyproject.toml"]
-    assert "channels: ${from_data:channels}" in text["sensor_rows.yaml"]
     assert 'run_checks("sensor_rows")' in text["test_contract.py"]
-    assert "class SensorRowsFrontend" in text["frontend.py"]
+    assert "class SensorRowsFrontend" in text["frontend.py"] and "class SensorRowsToy" in text["data.py"]
+    assert "_target_: attnlab.data.DataModule" in text["sensor_rows_toy.yaml"]
+    modality = text["sensor_rows.yaml"]
+    expected = {
+        "sequence": ["channels: ${from_data:channels}", "positions: sinusoidal", "cls_token: false"],
+        "set": ["num_keys: ${from_data:num_keys}", "positions: none", "cls_token: true", "${from_data:key_names}"],
+        "grid": ["size: ${from_data:size}", "positions: sinusoidal", "cls_token: true"],
+    }[kind]
+    assert all(line in modality for line in expected), modality
 
 
-def test_the_generated_code_passes_ruff(tmp_path):
-    scaffold.scaffold("lint_me", tmp_path / "pkg")
+@pytest.mark.parametrize("kind", sorted(scaffold.KINDS))
+def test_the_generated_code_passes_ruff(kind, tmp_path):
+    scaffold.scaffold("lint_me", tmp_path / "pkg", kind)
     for args in (["check"], ["format", "--check"]):
-        result = run(str(BIN / "ruff"), *args, str(tmp_path / "pkg"), cwd=tmp_path)
+        result = run(str(BIN / "ruff"), *args, str(tmp_path / "pkg"), cwd=tmp_path / "pkg")
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def discoverable(tmp_path):
+    """Makes a generated package discoverable in this process, as if installed (no pip)."""
+    added: list[str] = []
+
+    def install(name: str, pkg: Path) -> None:
+        info = tmp_path / "site" / f"attnlab_{name}-0.1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: attnlab-{name}\nVersion: 0.1.0\n")
+        (info / "entry_points.txt").write_text(f"[attnlab.plugins]\n{name} = attnlab_{name}:plugin\n")
+        added.extend([str(tmp_path / "site"), str(pkg / "src"), str(pkg / "tests")])
+        sys.path[:0] = added
+        plugins.discover.cache_clear()
+
+    yield install
+    for path in added:
+        sys.path.remove(path)
+    for module in [m for m in sys.modules if m.startswith("attnlab_kind_") or m == "test_contract"]:
+        del sys.modules[module]
+    plugins.discover.cache_clear()
+
+
+@pytest.mark.parametrize("kind", sorted(scaffold.KINDS))
+def test_each_kind_meets_the_contract_and_its_own_tests(kind, tmp_path, discoverable):
+    name = f"kind_{kind}"
+    scaffold.scaffold(name, tmp_path / "pkg", kind)
+    discoverable(name, tmp_path / "pkg")
+    contract.run_checks(name)
+    generated = importlib.import_module("test_contract")
+    tests = [getattr(generated, t) for t in dir(generated) if t.startswith("test_") and "contract" not in t]
+    assert len(tests) == 1
+    tests[0]()  # the kind's own front-end test: positions, order, padding
+
+
+def test_an_unknown_kind_lists_the_kinds(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown kind of tokens 'tree'; choose one of sequence, set, grid"):
+        scaffold.scaffold("fresh", tmp_path / "pkg", "tree")
+    assert not (tmp_path / "pkg").exists()
 
 
 def test_an_unknown_placeholder_is_a_template_bug():
@@ -93,7 +148,12 @@ def test_a_folder_that_is_not_empty_is_left_alone(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["new", "Bad"], "attnlab-plugins: error: invalid plugin name 'Bad'"),
+        (["new", "Bad", "--kind", "set"], "attnlab-plugins: error: invalid plugin name 'Bad'"),
+        (
+            ["new", "fresh"],
+            "attnlab-plugins: error: choose what kind of tokens the modality makes: --kind sequence|set|grid",
+        ),
+        (["new", "fresh", "--kind", "tree"], "attnlab-plugins: error: argument --kind: invalid choice: 'tree'"),
         (["new"], "attnlab-plugins: error: the following arguments are required: name"),
         (
             ["check", "nope"],
@@ -119,7 +179,7 @@ def test_the_console_script_prints_no_traceback(tmp_path):
 
 def test_new_plugin_installs_lists_checks_trains_and_tests(tmp_path):
     pkg = tmp_path / DIST
-    result = run(str(BIN / "attnlab-plugins"), "new", NAME, cwd=tmp_path)
+    result = run(str(BIN / "attnlab-plugins"), "new", NAME, "--kind", "sequence", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"pip install -e {DIST}" in result.stdout and (pkg / "pyproject.toml").is_file()
     pip = [sys.executable, "-m", "pip"]
@@ -132,7 +192,7 @@ def test_new_plugin_installs_lists_checks_trains_and_tests(tmp_path):
 
         checked = run(str(BIN / "attnlab-plugins"), "check", NAME, cwd=tmp_path)
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert checked.stdout.startswith(f"ok   {NAME}: 7 checks passed")
+        assert checked.stdout.startswith(f"ok   {NAME}: {len(contract.CHECKS)} checks passed")
 
         run_dir = tmp_path / "run"
         args = [f"modality={NAME}", *FAST, "logger=csv", f"hydra.run.dir={run_dir}"]

@@ -47,7 +47,7 @@ class ConvStem(nn.Module):
         stride = 2 ** len(channels)
         if not channels or image_size % stride:
             raise ConfigError(
-                f"data.image_size={image_size} must be divisible by 2^{len(channels)}={stride} "
+                f"data.source.image_size={image_size} must be divisible by 2^{len(channels)}={stride} "
                 f"for frontend.channels={list(channels)}; change either"
             )
         stages: list[nn.Module] = []

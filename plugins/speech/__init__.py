@@ -3,7 +3,14 @@
 from pathlib import Path
 
 from attnlab.plugins import Plugin
-from attnlab_speech.data import AudioDataModule, Generation
+from attnlab_speech.data import (
+    AudioFolder,
+    DigitGeneration,
+    DigitStringGeneration,
+    SpeechCommands,
+    SpokenDigits,
+    SpokenDigitStrings,
+)
 from attnlab_speech.features import Features
 from attnlab_speech.frontend import SpeechFrontend
 
@@ -12,7 +19,17 @@ plugin = Plugin(
     description="log-mel/fbank features, SpecAugment, conv subsampling; truncated attention; spoken digits",
     config_dir=Path(__file__).parent / "conf",
     frontends=(SpeechFrontend,),
-    datamodules=(AudioDataModule,),
+    sources=(SpokenDigits, SpokenDigitStrings, SpeechCommands, AudioFolder),
 )
 
-__all__ = ["AudioDataModule", "Features", "Generation", "SpeechFrontend", "plugin"]
+__all__ = [
+    "AudioFolder",
+    "DigitGeneration",
+    "DigitStringGeneration",
+    "Features",
+    "SpeechCommands",
+    "SpeechFrontend",
+    "SpokenDigitStrings",
+    "SpokenDigits",
+    "plugin",
+]

@@ -17,7 +17,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from attnlab.errors import DataError
-from attnlab.heads import IGNORE_INDEX
+from attnlab.types import IGNORE_INDEX
 
 MIN_SECONDS = 0.25
 """Shorter clips (down to zero length) are padded with silence to this length, so that

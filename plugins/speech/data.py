@@ -1,33 +1,43 @@
-"""Audio datasets as a LightningDataModule.
+"""Audio dataset sources, read by attnlab's :class:`~attnlab.data.DataModule` (``data.source``).
 
-- ``spoken_digits``: synthesised zero..nine (espeak-ng, generated once into the data cache);
-  whole voices are held out for validation and testing.
-- ``spoken_digit_strings``: 3-8 digit utterances labelled with the digit sequence (CTC).
-- ``speechcommands``: torchaudio's SPEECHCOMMANDS file lists with its official splits.
-- ``audiofolder``: one sub-folder per label of audio files; seeded stratified splits.
+- :class:`SpokenDigits`: synthesised zero..nine (espeak-ng, generated once into the data
+  cache); whole voices are held out for validation and testing.
+- :class:`SpokenDigitStrings`: 3-8 digit utterances labelled with the digit sequence (CTC).
+- :class:`SpeechCommands`: torchaudio's SPEECHCOMMANDS file lists with its official splits.
+- :class:`AudioFolder`: one sub-folder of audio files per label; seeded stratified splits.
+
+A batch is ``inputs`` ``(B, S)`` waveforms at ``sample_rate``, ``lengths`` ``(B,)`` and
+``target`` (plus ``target_lengths`` for label sequences), padded once in the collate.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-import pytorch_lightning as pl
-from annotated_types import Ge, Interval
+import numpy as np
+import soundfile
+import torch
+from annotated_types import Ge, Gt, Lt
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from attnlab.data import LoadContext, SourceData, Split
+from attnlab.data.folders import folder_splits, require_root
+from attnlab.data.splits import grouped_split
 from attnlab.errors import ConfigError, DataError
-from attnlab.splits import grouped_split, stratified_split
+from attnlab.types import Batch, Task
 from attnlab_speech import synth
 from attnlab_speech.audio import collate_audio, read_audio
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 Label = int | list[int]
+Fraction = Annotated[float, Gt(0), Lt(1)]
+Rate = Annotated[int, Ge(1)]
 
 
 class AudioClips(Dataset):
@@ -46,204 +56,280 @@ class AudioClips(Dataset):
         return {"inputs": wave, "target": label}
 
 
-@dataclass
-class AudioSplits:
-    train: list[tuple[Path, Label]]
-    val: list[tuple[Path, Label]]
-    test: list[tuple[Path, Label]]
-    labels: list[str]
+@functools.lru_cache(maxsize=4)
+def _mel(sample_rate: int) -> Callable[[Tensor], Tensor]:
+    import torchaudio
+
+    return torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=512, hop_length=sample_rate // 100, n_mels=40)
 
 
-def _pick(items: list[tuple[Path, Label]], parts: Sequence[Sequence[int]]) -> list[list[tuple[Path, Label]]]:
-    return [[items[i] for i in part] for part in parts]
+def pooled_logmel(wave: Tensor, sample_rate: int) -> np.ndarray:
+    """Mean and standard deviation over time of 40 log-mel bands: ``(80,)``."""
+    feats = (_mel(sample_rate)(wave.float()) + 1e-6).log()  # (40, frames)
+    return torch.cat([feats.mean(1), feats.std(1, unbiased=False)]).numpy()
+
+
+def decode_audio(path: Path) -> None:
+    """Read every sample of ``path`` as the loader will (soundfile)."""
+    soundfile.read(str(path), dtype="float32", always_2d=True)
+
+
+def _check_rate(sample_rate: int) -> None:
+    if sample_rate < 1:
+        raise ConfigError(f"data.source.sample_rate={sample_rate} must be >= 1")
 
 
 def _manifest(folder: Path, label: Callable[[str], Label]) -> tuple[list[tuple[Path, Label]], list[str]]:
-    with open(folder / "manifest.csv", newline="") as f:
+    with open(folder / synth.MANIFEST, newline="") as f:
         rows = list(csv.DictReader(f))
     return [(folder / r["path"], label(r["label"])) for r in rows], [r["voice"] for r in rows]
 
 
+def _cache(root: str | None, name: str) -> Path:
+    if root is None:
+        raise ConfigError(f"data.source.root is not set; give a cache folder for the generated {name}")
+    return Path(root).expanduser()
+
+
+def _held_out_voices(
+    items: list[tuple[Path, Label]], voices: list[str], sample_rate: int, fractions: dict[str, float], seed: int
+) -> list[Split]:
+    """Preloaded splits with whole voices held out (small, resampled once instead of every epoch)."""
+    clips = AudioClips(items, sample_rate, preload=True)
+    assert clips.waves is not None
+    lengths = np.asarray([len(w) for w in clips.waves])
+    labels = None if isinstance(items[0][1], list) else np.asarray([label for _, label in items], dtype=np.int64)
+    whole = Split(clips, labels=labels, lengths=lengths, origin=str(items[0][0].parent.parent))
+    return [whole.subset(part) for part in grouped_split(voices, fractions, seed)]
+
+
 @dataclass(frozen=True)
-class Generation:
-    """How the embedded datasets are synthesised (smaller settings make smaller datasets).
+class DigitGeneration:
+    """How :class:`SpokenDigits` is synthesised (smaller settings make a smaller dataset).
 
     Attributes:
         seed: drives speed and pitch of every take; same seed, same audio.
-        per_voice: takes of each digit per voice (``spoken_digits``).
-        count: number of utterances (``spoken_digit_strings``).
+        per_voice: takes of each digit per voice.
         accents: espeak-ng accents; variants: voice variants. A voice is accent+variant.
     """
 
     seed: int = 0
-    per_voice: int = 2
-    count: int = 1200
+    per_voice: Annotated[int, Ge(1)] = 2
     accents: tuple[str, ...] = synth.ACCENTS
     variants: tuple[str, ...] = synth.VARIANTS
 
 
-def load_spoken_digits(
-    root: Path, generation: Generation, val_fraction: float, test_fraction: float, split_seed: int, **_: Any
-) -> AudioSplits:
-    g = generation
-    folder = synth.generate_digits(root, seed=g.seed, per_voice=g.per_voice, accents=g.accents, variants=g.variants)
-    items, voices = _manifest(folder, synth.DIGITS.index)
-    train, val, test = _pick(items, grouped_split(voices, [val_fraction, test_fraction], split_seed))
-    return AudioSplits(train, val, test, labels=list(synth.DIGITS))
+@dataclass(frozen=True)
+class DigitStringGeneration:
+    """How :class:`SpokenDigitStrings` is synthesised.
 
-
-def load_spoken_digit_strings(
-    root: Path, generation: Generation, val_fraction: float, test_fraction: float, split_seed: int, **_: Any
-) -> AudioSplits:
-    g = generation
-    folder = synth.generate_digit_strings(root, seed=g.seed, count=g.count, accents=g.accents, variants=g.variants)
-    items, voices = _manifest(folder, lambda digits: [int(d) for d in digits])
-    train, val, test = _pick(items, grouped_split(voices, [val_fraction, test_fraction], split_seed))
-    return AudioSplits(train, val, test, labels=[str(d) for d in range(10)])
-
-
-def _require(root: Path | None, fix: str) -> Path:
-    if root is None:
-        raise ConfigError(f"data.root is not set; {fix}")
-    if not root.exists():
-        raise DataError(f"data.root={root} does not exist; {fix}")
-    return root
-
-
-def load_speechcommands(root: Path | None, download: bool, **_: Any) -> AudioSplits:
-    from torchaudio.datasets import SPEECHCOMMANDS
-
-    fix = "point data.root at the folder holding SpeechCommands/ or set data.download=true"
-    if download and root is not None:
-        root.mkdir(parents=True, exist_ok=True)
-    root = _require(root, fix)
-    subsets = {}
-    for subset in ("training", "validation", "testing"):
-        try:
-            ds = SPEECHCOMMANDS(str(root), download=download, subset=subset)
-        except (FileNotFoundError, RuntimeError) as exc:
-            raise DataError(f"data.root={root} holds no Speech Commands data ({exc}); {fix}") from exc
-        subsets[subset] = [ds.get_metadata(n) for n in range(len(ds))]
-    labels = sorted({m[2] for rows in subsets.values() for m in rows})
-    if not labels:
-        raise DataError(f"data.root={root} holds no Speech Commands clips; {fix}")
-    index = {name: i for i, name in enumerate(labels)}
-    parts = [[(root / "SpeechCommands" / m[0], index[m[2]]) for m in subsets[s]] for s in subsets]
-    return AudioSplits(*parts, labels=labels)
-
-
-def load_audiofolder(
-    root: Path | None, val_fraction: float, test_fraction: float, split_seed: int, **_: Any
-) -> AudioSplits:
-    root = _require(root, "point data.root at a folder with one sub-folder of audio files per label")
-    labels = sorted(d.name for d in root.iterdir() if d.is_dir())
-    items = [
-        (f, i)
-        for i, name in enumerate(labels)
-        for f in sorted((root / name).iterdir())
-        if f.suffix.lower() in AUDIO_SUFFIXES
-    ]
-    if not items:
-        raise DataError(f"data.root={root} has no audio files ({', '.join(AUDIO_SUFFIXES)}) in label sub-folders")
-    parts = stratified_split([label for _, label in items], [val_fraction, test_fraction], split_seed)
-    return AudioSplits(*_pick(items, parts), labels=labels)
-
-
-DATASETS: dict[str, Callable[..., AudioSplits]] = {
-    "spoken_digits": load_spoken_digits,
-    "spoken_digit_strings": load_spoken_digit_strings,
-    "speechcommands": load_speechcommands,
-    "audiofolder": load_audiofolder,
-}
-EMBEDDED = ("spoken_digits", "spoken_digit_strings")
-
-
-class AudioDataModule(pl.LightningDataModule):
-    """Audio classification or recognition data for the speech plugin.
-
-    Batches are ``inputs`` ``(B, S)`` waveforms at ``sample_rate``, ``lengths`` ``(B,)`` and
-    ``target`` (plus ``target_lengths`` for label sequences), padded once in the collate.
-
-    Args:
-        dataset: one of ``spoken_digits``, ``spoken_digit_strings``, ``speechcommands``, ``audiofolder``.
-        root: data folder (the cache for the embedded datasets).
-        sample_rate: every clip is resampled to this rate.
-        batch_size: clips per batch.
-        num_workers: DataLoader worker processes.
-        val_fraction, test_fraction: held-out shares (of voices for the embedded datasets).
-        split_seed: fixes the splits, independently of the training seed.
-        download: let torchaudio download ``speechcommands`` into ``root``.
-        generation: synthesis settings of the embedded datasets.
+    Attributes:
+        seed: drives the digits, speed and pitch of every utterance.
+        count: number of utterances.
+        accents: espeak-ng accents; variants: voice variants.
     """
 
-    def __init__(
-        self,
-        dataset: str,
-        root: str | None = None,
-        sample_rate: Annotated[int, Ge(1)] = 16000,
-        batch_size: Annotated[int, Ge(1)] = 32,
-        num_workers: Annotated[int, Ge(0)] = 0,
-        val_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.1,
-        test_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.2,
-        split_seed: Annotated[int, Ge(0)] = 0,
-        download: bool = False,
-        generation: Generation | None = None,
-    ) -> None:
-        super().__init__()
-        if dataset not in DATASETS:
-            raise ConfigError(f"unknown audio dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-        self.dataset, self.sample_rate = dataset, sample_rate
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.options = dict(
-            root=Path(root).expanduser() if root is not None else None,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            split_seed=split_seed,
-            download=download,
-            generation=generation or Generation(),
+    seed: int = 0
+    count: Annotated[int, Ge(1)] = 1200
+    accents: tuple[str, ...] = synth.ACCENTS
+    variants: tuple[str, ...] = synth.VARIANTS
+
+
+def _collate(self: Any, examples: Sequence[dict[str, Any]]) -> Batch:
+    return collate_audio(examples, self.sample_rate)
+
+
+def _raw_features(self: Any, example: dict[str, Any]) -> np.ndarray:
+    """Pooled log-mel statistics of the clip (:func:`pooled_logmel`): 80 features."""
+    return pooled_logmel(example["inputs"], self.sample_rate)
+
+
+@dataclass(frozen=True)
+class SpokenDigits:
+    """The words zero..nine synthesised with espeak-ng, generated once into ``root``.
+
+    Args:
+        root: the data cache the clips are generated into (and found in again).
+        sample_rate: clips are resampled to this rate.
+        val_fraction, test_fraction: shares of the *voices* held out.
+        split_seed: fixes which voices are held out.
+        generation: the synthesis settings.
+    """
+
+    predicts: ClassVar[Task] = "sequence"
+    root: str | None = None
+    sample_rate: Rate = 16000
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.2
+    split_seed: int = 0
+    generation: DigitGeneration = field(default_factory=DigitGeneration)
+
+    def __post_init__(self) -> None:
+        _check_rate(self.sample_rate)
+
+    def load(self, context: LoadContext) -> SourceData:
+        g = self.generation
+        folder = synth.generate_digits(
+            _cache(self.root, "spoken digits"),
+            seed=g.seed,
+            per_voice=g.per_voice,
+            accents=g.accents,
+            variants=g.variants,
         )
-        self.splits: AudioSplits | None = None
-        self.data: dict[str, AudioClips] = {}
+        items, voices = _manifest(folder, synth.DIGITS.index)
+        fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        train, val, test = _held_out_voices(items, voices, self.sample_rate, fractions, self.split_seed)
+        return SourceData(train, val, test, "sequence", list(synth.DIGITS), {"sample_rate": self.sample_rate})
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits is not None:
-            return
-        if self.dataset in EMBEDDED and self.options["root"] is None:
-            raise ConfigError(f"data.root is not set; give a cache folder for the generated {self.dataset}")
-        self.splits = DATASETS[self.dataset](**self.options)
-        preload = self.dataset in EMBEDDED  # small, and resampled once instead of every epoch
-        for name in ("train", "val", "test"):
-            self.data[name] = AudioClips(getattr(self.splits, name), self.sample_rate, preload=preload)
+    collate = _collate
+    raw_features = _raw_features
 
-    @property
-    def class_names(self) -> list[str]:
-        """Label names in class order (the confusion matrix's axes)."""
-        self.setup()
-        assert self.splits is not None
-        return list(self.splits.labels)
 
-    def data_info(self) -> dict[str, Any]:
-        """``num_classes`` and ``sample_rate`` for the model."""
-        self.setup()
-        assert self.splits is not None
-        return {"num_classes": len(self.splits.labels), "sample_rate": self.sample_rate}
+@dataclass(frozen=True)
+class SpokenDigitStrings:
+    """Utterances of 3-8 digits, labelled with the digit sequence (a label sequence: CTC).
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.data[name],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=partial(collate_audio, sample_rate=self.sample_rate),
-            persistent_workers=self.num_workers > 0,
+    Args:
+        root: the data cache the clips are generated into.
+        sample_rate: clips are resampled to this rate.
+        val_fraction, test_fraction: shares of the voices held out.
+        split_seed: fixes which voices are held out.
+        generation: the synthesis settings.
+    """
+
+    predicts: ClassVar[Task] = "label_sequence"
+    root: str | None = None
+    sample_rate: Rate = 16000
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.2
+    split_seed: int = 0
+    generation: DigitStringGeneration = field(default_factory=DigitStringGeneration)
+
+    def __post_init__(self) -> None:
+        _check_rate(self.sample_rate)
+
+    def load(self, context: LoadContext) -> SourceData:
+        g = self.generation
+        folder = synth.generate_digit_strings(
+            _cache(self.root, "spoken digit strings"),
+            seed=g.seed,
+            count=g.count,
+            accents=g.accents,
+            variants=g.variants,
         )
+        items, voices = _manifest(folder, lambda digits: [int(d) for d in digits])
+        fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        train, val, test = _held_out_voices(items, voices, self.sample_rate, fractions, self.split_seed)
+        names = [str(d) for d in range(10)]
+        return SourceData(train, val, test, "label_sequence", names, {"sample_rate": self.sample_rate})
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    collate = _collate
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+@dataclass(frozen=True)
+class SpeechCommands:
+    """Google Speech Commands v0.02 through torchaudio (35 words), with its official splits.
+
+    Args:
+        root: the folder holding ``SpeechCommands/`` (or where to download it).
+        sample_rate: clips are resampled to this rate (native: 16 kHz).
+        download: let torchaudio download the dataset into ``root`` (2.3 GB).
+    """
+
+    predicts: ClassVar[Task] = "sequence"
+    root: str | None = None
+    sample_rate: Rate = 16000
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        _check_rate(self.sample_rate)
+
+    FIX = "point data.source.root at the folder holding SpeechCommands/ or set data.source.download=true"
+
+    def prepare(self) -> None:
+        if self.download:
+            from torchaudio.datasets import SPEECHCOMMANDS
+
+            if self.root is None:
+                raise ConfigError(f"data.source.root is not set; {self.FIX}")
+            Path(self.root).expanduser().mkdir(parents=True, exist_ok=True)
+            SPEECHCOMMANDS(str(Path(self.root).expanduser()), download=True)
+
+    def load(self, context: LoadContext) -> SourceData:
+        from torchaudio.datasets import SPEECHCOMMANDS
+
+        root = require_root(self.root, "data.source.root", self.FIX)
+        subsets = {}
+        for subset in ("training", "validation", "testing"):
+            try:
+                ds = SPEECHCOMMANDS(str(root), download=False, subset=subset)
+            except (FileNotFoundError, RuntimeError) as exc:
+                raise DataError(f"data.source.root={root} holds no Speech Commands data ({exc}); {self.FIX}") from exc
+            subsets[subset] = [ds.get_metadata(n) for n in range(len(ds))]
+        names = sorted({m[2] for rows in subsets.values() for m in rows})
+        if not names:
+            raise DataError(f"data.source.root={root} holds no Speech Commands clips; {self.FIX}")
+        index = {name: i for i, name in enumerate(names)}
+        splits = []
+        for rows in subsets.values():
+            files = [root / "SpeechCommands" / m[0] for m in rows]
+            labels = np.asarray([index[m[2]] for m in rows], dtype=np.int64)
+            clips = AudioClips(list(zip(files, labels.tolist())), self.sample_rate)
+            splits.append(Split(clips, labels=labels, files=files, origin=str(root / "SpeechCommands")))
+        return SourceData(*splits, task="sequence", class_names=names, values={"sample_rate": self.sample_rate})
+
+    collate = _collate
+    raw_features = _raw_features
+
+    def check_file(self, path: Path) -> None:
+        decode_audio(path)
+
+
+@dataclass(frozen=True)
+class AudioFolder:
+    """Your own audio: one sub-folder of WAV/FLAC/OGG/MP3 files per label (any rate, any channels).
+
+    ``root/train/`` (``val/``, ``test/``) folders of label folders are used when present;
+    splits without a folder are cut from the training pool. Files that cannot be decoded
+    are found at set-up and skipped or refused (``data.bad_files``).
+
+    Args:
+        root: the folder of label folders.
+        sample_rate: clips are mixed to mono and resampled to this rate.
+        val_fraction, test_fraction: shares cut from the training pool, stratified.
+        split_seed: fixes those cuts.
+    """
+
+    predicts: ClassVar[Task] = "sequence"
+    root: str | None = None
+    sample_rate: Rate = 16000
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.2
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_rate(self.sample_rate)
+
+    def load(self, context: LoadContext) -> SourceData:
+        fix = "point data.source.root at a folder with one sub-folder of audio files per label"
+        root = require_root(self.root, "data.source.root", fix)
+        fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        names, parts = folder_splits(
+            root, AUDIO_SUFFIXES, fractions, self.split_seed, lambda files: context.readable(files, decode_audio)
+        )
+        splits = [
+            Split(
+                AudioClips(list(zip(p.files, p.labels.tolist())), self.sample_rate),
+                labels=p.labels,
+                files=p.files,
+                origin=p.origin,
+            )
+            for p in parts.values()
+        ]
+        return SourceData(*splits, task="sequence", class_names=names, values={"sample_rate": self.sample_rate})
+
+    collate = _collate
+    raw_features = _raw_features
+
+    def check_file(self, path: Path) -> None:
+        decode_audio(path)

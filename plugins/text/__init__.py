@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from attnlab.plugins import Plugin
-from attnlab_text.data import TextDataModule
+from attnlab_text.conll import CoNLL
 from attnlab_text.frontend import TokenEmbedding
 from attnlab_text.hub import HFDataset
 from attnlab_text.listops import ListOpsGeneration
-from attnlab_text.sources import CoNLL, ListOps, TextFiles
+from attnlab_text.sources import ListOps, TextFiles, TextSource
 from attnlab_text.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, WordPieceTokenizer, WordTokenizer
 
 plugin = Plugin(
@@ -15,7 +15,7 @@ plugin = Plugin(
     description="tokenizers (byte, char, word, BPE, WordPiece), token embeddings; ListOps (LRA), text files, CoNLL, HF",
     config_dir=Path(__file__).parent / "conf",
     frontends=(TokenEmbedding,),
-    datamodules=(TextDataModule,),
+    sources=(ListOps, TextFiles, CoNLL, HFDataset),
 )
 
 __all__ = [
@@ -26,8 +26,8 @@ __all__ = [
     "HFDataset",
     "ListOps",
     "ListOpsGeneration",
-    "TextDataModule",
     "TextFiles",
+    "TextSource",
     "TokenEmbedding",
     "WordPieceTokenizer",
     "WordTokenizer",

@@ -1,13 +1,14 @@
-"""Text datasets as a LightningDataModule: a source's strings → token ids → padded batches.
+"""Text examples as model inputs: a source's strings → token ids → padded batches.
 
-Set-up reads the source (:mod:`attnlab_text.sources`), fixes the label names, trains the
-tokenizer on the training split (or loads the one saved in the run folder), and encodes
-every split once. A batch is ``inputs`` ``(B, T)`` token ids padded with ``<pad>``,
-``lengths`` ``(B,)`` and ``target``: ``(B,)`` for one label per text, or ``(B, T)`` padded
-with ``IGNORE_INDEX`` for one label per token (only a word's first subword is labelled).
+:func:`load_text` runs after a text source has read its strings (:mod:`attnlab_text.sources`):
+it fixes the label names, trains the tokenizer on the training split (or loads the one
+saved in the run folder), and encodes every split once. A batch is ``inputs`` ``(B, T)``
+token ids padded with ``<pad>``, ``lengths`` ``(B,)`` and ``target``: ``(B,)`` for one label
+per text, or ``(B, T)`` padded with ``IGNORE_INDEX`` for one label per token (only a word's
+first subword is labelled).
 
-The run folder (``save_dir``, the training run's ``${paths.output_dir}``) keeps
-``tokenizer/`` and ``labels.json``. A datamodule that finds them there loads them instead of
+The run folder (``data.save_dir``, the training run's ``${paths.output_dir}``) keeps
+``tokenizer/`` and ``labels.json``. A set-up that finds them there loads them instead of
 training, which is how ``attnlab-eval`` uses exactly the training vocabulary and classes.
 """
 
@@ -15,21 +16,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from functools import partial
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from annotated_types import Ge
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import Dataset
 
-from attnlab.errors import ConfigError, DataError
-from attnlab.heads import IGNORE_INDEX
-from attnlab_text.sources import RawSplits, Split, TextSource
-from attnlab_text.tokenizer import CLS_ID, PAD_ID, ByteTokenizer, TextTokenizer, load_or_fit
+from attnlab.data import LoadContext, SourceData, Split
+from attnlab.errors import DataError
+from attnlab.types import IGNORE_INDEX, Batch
+from attnlab_text.tokenizer import CLS_ID, PAD_ID, TextTokenizer, load_or_fit
+
+if TYPE_CHECKING:
+    from attnlab_text.sources import RawSplits, TextSplit
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class EncodedText(Dataset):
         return {"inputs": self.ids[i], "target": self.targets[i]}
 
 
-def collate_text(examples: Sequence[dict[str, Any]], pad_id: int = PAD_ID) -> dict[str, torch.Tensor]:
+def collate_text(examples: Sequence[dict[str, Any]], pad_id: int = PAD_ID) -> Batch:
     """Pads a batch: ``inputs`` ``(B, T)`` with ``pad_id``, ``lengths`` ``(B,)``, ``target`` ``(B,)`` or ``(B, T)``."""
     lengths = torch.tensor([len(ex["inputs"]) for ex in examples])
     width = int(lengths.max())
@@ -68,6 +69,15 @@ def collate_text(examples: Sequence[dict[str, Any]], pad_id: int = PAD_ID) -> di
     return {"inputs": inputs, "lengths": lengths, "target": target}
 
 
+def token_counts(ids: np.ndarray, vocab_size: int) -> Any:
+    """A text as a bag of tokens: a ``(1, vocab_size)`` SciPy sparse row of token counts."""
+    import scipy.sparse
+
+    tokens, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+    rows = np.zeros(len(tokens), dtype=np.int64)
+    return scipy.sparse.csr_matrix((counts.astype(np.float32), (rows, tokens)), shape=(1, vocab_size))
+
+
 def sorted_labels(labels: Iterable[str]) -> list[str]:
     """Distinct labels in a stable order: numerically when all are integers, else alphabetically."""
     distinct = set(labels)
@@ -82,7 +92,7 @@ def _flat(targets: Sequence[Any]) -> Iterable[str]:
         yield from (t if isinstance(t, list) else [t])
 
 
-def check_labels(split: Split, name: str, known: dict[str, int], where: str) -> None:
+def check_labels(split: TextSplit, name: str, known: dict[str, int], where: str) -> None:
     """Fail naming the first label of ``split`` that is not a known class (``where`` says whose)."""
     for label in _flat(split.targets):
         if label not in known:
@@ -138,7 +148,7 @@ def first_subword_labels(offsets: np.ndarray, words: Sequence[str], labels: Sequ
 
 
 def encode_split(
-    name: str, split: Split, tokenizer: TextTokenizer, index: dict[str, int], max_length: int
+    name: str, split: TextSplit, tokenizer: TextTokenizer, index: dict[str, int], max_length: int
 ) -> EncodedText:
     """Token ids (and aligned targets) of a split, truncated to ``max_length``; logs what was cut."""
     if split.words is not None:
@@ -154,7 +164,7 @@ def encode_split(
     truncated = sum(len(x) > max_length for x in ids)
     if truncated:
         log.warning(
-            "%s: %d of %d sequences were longer than data.max_length=%d and were truncated",
+            "%s: %d of %d sequences were longer than data.source.max_length=%d and were truncated",
             name,
             truncated,
             len(ids),
@@ -176,123 +186,20 @@ def encode_split(
     return EncodedText(ids, targets)
 
 
-class BucketBatchSampler(BatchSampler):
-    """Batches of similar lengths, to spend less time on padding.
-
-    The sampler's order (shuffled for training) is cut into windows of ``window`` batches,
-    each window is sorted by length and cut into batches, and (when ``shuffle``) the batches
-    are shuffled. Lightning re-creates it around a distributed sampler under DDP.
-
-    Args:
-        sampler: the order of examples.
-        batch_size: examples per batch.
-        drop_last: drop the last, short batch.
-        lengths: token count of each example.
-        shuffle: shuffle the order of batches (training).
-        window: batches per sorted window; larger is less padding and less randomness.
-    """
-
-    def __init__(
-        self,
-        sampler: Sampler[int],
-        batch_size: int,
-        drop_last: bool,
-        lengths: Sequence[int],
-        shuffle: bool = False,
-        window: int = 50,
-    ) -> None:
-        super().__init__(sampler, batch_size, drop_last)
-        self.lengths, self.shuffle, self.window = lengths, shuffle, window
-
-    def __iter__(self) -> Iterator[list[int]]:
-        order = list(self.sampler)
-        span = self.batch_size * self.window
-        batches: list[list[int]] = []
-        for start in range(0, len(order), span):
-            chunk = sorted(order[start : start + span], key=self.lengths.__getitem__)
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
-        ranks = torch.randperm(len(batches)).tolist() if self.shuffle else range(len(batches))
-        for i in ranks:
-            yield batches[i]
-
-
-class TextDataModule(pl.LightningDataModule):
-    """Text classification (one label per text) or tagging (one label per token) data.
-
-    Args:
-        source: where the examples come from (``attnlab_text.ListOps``, ``TextFiles``,
-            ``CoNLL``, ``HFDataset``).
-        tokenizer: turns strings into ids (config group ``tokenizer``); None means bytes.
-        max_length: longer token sequences are truncated (the count is logged per split).
-        batch_size: examples per batch.
-        num_workers: DataLoader worker processes (the data is in memory; 0 is usually fastest).
-        save_dir: the run folder, where the tokenizer and label names are saved and found again.
-        bucket: batch examples of similar length together (less padding, faster).
-    """
-
-    def __init__(
-        self,
-        source: TextSource,
-        tokenizer: TextTokenizer | None = None,
-        max_length: Annotated[int, Ge(1)] = 512,
-        batch_size: Annotated[int, Ge(1)] = 32,
-        num_workers: Annotated[int, Ge(0)] = 0,
-        save_dir: str | None = None,
-        bucket: bool = True,
-    ) -> None:
-        super().__init__()
-        if max_length < 1:
-            raise ConfigError(f"data.max_length={max_length} must be >= 1")
-        self.source = source
-        self.tokenizer: TextTokenizer = tokenizer if tokenizer is not None else ByteTokenizer()
-        self.max_length, self.batch_size, self.num_workers = max_length, batch_size, num_workers
-        self.bucket = bucket
-        self.save_dir = Path(save_dir).expanduser() if save_dir is not None else None
-        self.labels: list[str] = []
-        self.data: dict[str, EncodedText] = {}
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.data:
-            return
-        raw = self.source.load()
-        self.labels = label_names(raw, self.save_dir)
-        folder = self.save_dir / TOKENIZER_DIR if self.save_dir is not None else None
-        if load_or_fit(self.tokenizer, raw.train.texts, folder):
-            log.info("loaded the tokenizer saved in %s", folder)
-        index = {name: i for i, name in enumerate(self.labels)}
-        for name in SPLITS:
-            self.data[name] = encode_split(name, getattr(raw, name), self.tokenizer, index, self.max_length)
-
-    @property
-    def class_names(self) -> list[str]:
-        """Label names in class order (the confusion matrix's axes)."""
-        self.setup()
-        return list(self.labels)
-
-    def data_info(self) -> dict[str, Any]:
-        """``num_classes``, ``vocab_size`` and ``pad_id`` for the model."""
-        self.setup()
-        return {"num_classes": len(self.labels), "vocab_size": self.tokenizer.vocab_size, "pad_id": PAD_ID}
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        data = self.data[name]
-        collate = partial(collate_text, pad_id=PAD_ID)
-        common = dict(num_workers=self.num_workers, collate_fn=collate, persistent_workers=self.num_workers > 0)
-        if not self.bucket:
-            return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, **common)
-        sampler = RandomSampler(data) if shuffle else SequentialSampler(data)
-        lengths = [len(ids) for ids in data.ids]
-        batches = BucketBatchSampler(sampler, self.batch_size, False, lengths, shuffle=shuffle)
-        return DataLoader(data, batch_sampler=batches, **common)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+def load_text(raw: RawSplits, tokenizer: TextTokenizer, max_length: int, context: LoadContext) -> SourceData:
+    """Label names, the tokenizer (trained on train, or loaded from the run folder) and encoded splits."""
+    labels = label_names(raw, context.save_dir)
+    folder = context.save_dir / TOKENIZER_DIR if context.save_dir is not None else None
+    if load_or_fit(tokenizer, raw.train.texts, folder):
+        log.info("loaded the tokenizer saved in %s", folder)
+    index = {name: i for i, name in enumerate(labels)}
+    splits = []
+    for name in SPLITS:
+        encoded = encode_split(name, getattr(raw, name), tokenizer, index, max_length)
+        per_example = None if raw.per_token else np.asarray(encoded.targets, dtype=np.int64)
+        lengths = np.asarray([len(ids) for ids in encoded.ids], dtype=np.int64)
+        splits.append(Split(encoded, labels=per_example, lengths=lengths, origin=getattr(raw, name).origin))
+    task = "token" if raw.per_token else "sequence"
+    return SourceData(
+        *splits, task=task, class_names=labels, values={"vocab_size": tokenizer.vocab_size, "pad_id": PAD_ID}
+    )

@@ -19,8 +19,9 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
 
+from attnlab.data import BadItems
 from attnlab.errors import ConfigError, DataError
-from attnlab_text.sources import RawSplits, Split, carve, token_split
+from attnlab_text.sources import Fraction, RawSplits, TextSource, TextSplit, carve, token_split
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,14 @@ def offline_mode(datasets: ModuleType, offline: bool) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class HFDataset:
+class HFDataset(TextSource):
     """A dataset from the Hugging Face Hub (or a local folder of data files), by name and config.
 
     A text column of strings gives one label per text; a text column of word lists (e.g.
     ``tokens`` of conll2003) gives one label per word. Class-label features keep their names.
 
     Args:
+        tokenizer, max_length: as for every :class:`TextSource`.
         name: the dataset's Hub id (``imdb``, ``conll2003``) or a local folder.
         config: the dataset's configuration (subset), if it has several.
         text_column, label_column: column names.
@@ -98,11 +100,11 @@ class HFDataset:
     test_split: str | None = "test"
     cache_dir: str | None = None
     timeout: float = 5.0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.1
     split_seed: int = 0
 
-    def load(self) -> RawSplits:
+    def read(self, bad: BadItems) -> RawSplits:
         if not self.name:
             raise ConfigError("data.source.name is not set; give a Hugging Face dataset id, e.g. imdb")
         datasets = import_datasets()
@@ -136,7 +138,7 @@ class HFDataset:
                 f"{self.name} has no split {self.train_split!r}; splits: {', '.join(available)} "
                 "(set data.source.train_split)"
             )
-        parts: dict[str, Split | None] = {}
+        parts: dict[str, TextSplit | None] = {}
         for key, split in (("train", self.train_split), ("val", self.val_split), ("test", self.test_split)):
             if split is not None and split not in available:
                 log.info("%s has no split %r: cutting it from %s", self.name, split, self.train_split)
@@ -148,7 +150,7 @@ class HFDataset:
         raw.labels = _label_names(found[self.train_split].features[self.label_column])
         return raw
 
-    def _read(self, table: Any, origin: str) -> Split:
+    def _read(self, table: Any, origin: str) -> TextSplit:
         for column in (self.text_column, self.label_column):
             if column not in table.column_names:
                 raise DataError(
@@ -160,7 +162,7 @@ class HFDataset:
         if texts and isinstance(texts[0], list):
             words = [[str(w) for w in ws] for ws in texts]
             return token_split(words, [[_name(v, names) for v in vs] for vs in labels], origin)
-        return Split(["" if t is None else str(t) for t in texts], [_name(v, names) for v in labels], origin=origin)
+        return TextSplit(["" if t is None else str(t) for t in texts], [_name(v, names) for v in labels], origin=origin)
 
 
 def _label_names(feature: Any) -> list[str] | None:

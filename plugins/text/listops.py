@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnlab.data.bad import BadItems
 from attnlab.errors import DataError
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
@@ -204,8 +205,12 @@ def depths(tokens: Sequence[str]) -> list[int]:
     return out
 
 
-def iter_rows(path: Path) -> Iterator[tuple[int, list[str], str]]:
-    """``(line number, source tokens, target)`` from an LRA ListOps TSV file."""
+def iter_rows(path: Path, bad: BadItems | None = None) -> Iterator[tuple[int, list[str], str]]:
+    """``(line number, source tokens, target)`` from an LRA ListOps TSV file.
+
+    A row without two tab-separated columns is reported to ``bad`` and left out (without
+    ``bad``: a :class:`DataError` naming it).
+    """
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f, delimiter="\t")
         header = next(reader, None)
@@ -215,5 +220,9 @@ def iter_rows(path: Path) -> Iterator[tuple[int, list[str], str]]:
             if not row or not "".join(row).strip():
                 continue
             if len(row) != 2:
-                raise DataError(f"{path}:{reader.line_num}: expected 2 tab-separated columns, found {len(row)}")
+                reason = f"expected 2 tab-separated columns, found {len(row)}"
+                if bad is None:
+                    raise DataError(f"{path}:{reader.line_num}: {reason}")
+                bad.add(f"{path}:{reader.line_num}", reason)
+                continue
             yield reader.line_num, row[0].split(), row[1].strip()

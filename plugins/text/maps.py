@@ -39,7 +39,7 @@ class TokenNames:
     """Names tokens after the run's tokenizer and draws each token's relevance.
 
     Args:
-        tokenizer: a tokenizer of the run's kind and settings (``data.tokenizer``); None
+        tokenizer: a tokenizer of the run's kind and settings (``data.source.tokenizer``); None
             means bytes, as in the datamodule.
         save_dir: the run folder the datamodule saved the trained tokenizer into
             (``data.save_dir``); needed unless the tokenizer needs no training.

@@ -1,14 +1,18 @@
-"""Where text examples come from: each source reads its files into :class:`RawSplits`.
+"""Where text examples come from: the text plugin's dataset sources.
 
-A source is chosen by config (``data.source._target_``) and holds only its own settings:
+A source is chosen by config (``data.source._target_``) and holds only its own settings,
+plus the two every text source has (:class:`TextSource`): the ``tokenizer`` and
+``max_length``. It reads its files into :class:`RawSplits` (strings); :func:`load_text`
+then makes the classes, the tokenizer and the token ids.
 
 - :class:`ListOps`: LRA's ListOps, generated into the data cache or read from LRA's files;
   one label per expression (its value) or per token (its nesting depth).
 - :class:`TextFiles`: the user's CSV, TSV or JSONL, one label per text.
-- :class:`CoNLL`: token-per-line files, one label per token.
+- :class:`~attnlab_text.conll.CoNLL`: token-per-line files, one label per token.
 - :class:`HFDataset` (in :mod:`attnlab_text.hub`): a Hugging Face dataset.
 
-Labels stay strings here; the datamodule turns them into class ids.
+Rows that cannot be parsed are reported to the run's bad-input list and left out
+(``data.bad_files=skip``) or stop the run naming them (``data.bad_files=error``).
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Annotated, Any, ClassVar
 
-import numpy as np
+from annotated_types import Ge, Gt, Lt
 
+from attnlab.data import BadItems, LoadContext, SourceData
+from attnlab.data.splits import random_split, stratified_split
 from attnlab.errors import ConfigError, DataError
-from attnlab.splits import grouped_split, stratified_split
+from attnlab.types import Batch, Task
 from attnlab_text import listops
+from attnlab_text.data import collate_text, load_text, sorted_labels, token_counts
+from attnlab_text.tokenizer import ByteTokenizer, TextTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +42,12 @@ SPLITS = ("train", "val", "test")
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
+Fraction = Annotated[float, Gt(0), Lt(1)]
+
+
 @dataclass
-class Split:
-    """One split's examples.
+class TextSplit:
+    """One split's examples, as strings.
 
     Attributes:
         texts: one string per example; for token labelling, its words joined by single spaces.
@@ -50,18 +61,18 @@ class Split:
     words: list[list[str]] | None = None
     origin: str = ""
 
-    def subset(self, index: Sequence[int]) -> Split:
+    def subset(self, index: Sequence[int]) -> TextSplit:
         words = None if self.words is None else [self.words[i] for i in index]
-        return Split([self.texts[i] for i in index], [self.targets[i] for i in index], words, self.origin)
+        return TextSplit([self.texts[i] for i in index], [self.targets[i] for i in index], words, self.origin)
 
 
 @dataclass
 class RawSplits:
     """Train, validation and test examples, and the label names when the task fixes them."""
 
-    train: Split
-    val: Split
-    test: Split
+    train: TextSplit
+    val: TextSplit
+    test: TextSplit
     labels: list[str] | None = None
 
     @property
@@ -69,15 +80,44 @@ class RawSplits:
         return self.train.words is not None
 
 
-class TextSource(Protocol):
-    """Reads a dataset's splits."""
-
-    def load(self) -> RawSplits: ...
-
-
-def token_split(words: list[list[str]], labels: list[list[str]], origin: str) -> Split:
+def token_split(words: list[list[str]], labels: list[list[str]], origin: str) -> TextSplit:
     """A token-labelled split: the text of an example is its words joined by spaces."""
-    return Split([" ".join(w) for w in words], labels, words, origin)
+    return TextSplit([" ".join(w) for w in words], labels, words, origin)
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """What every text source has: a tokenizer and a length limit; subclasses add ``read``.
+
+    Args:
+        tokenizer: turns strings into ids (config group ``tokenizer``); None means bytes.
+        max_length: longer token sequences are truncated (the count is logged per split).
+    """
+
+    tokenizer: TextTokenizer | None = None
+    max_length: Annotated[int, Ge(1)] = 512
+
+    def __post_init__(self) -> None:
+        if self.max_length < 1:
+            raise ConfigError(f"data.source.max_length={self.max_length} must be >= 1")
+        if self.tokenizer is None:
+            object.__setattr__(self, "tokenizer", ByteTokenizer())
+
+    def read(self, bad: BadItems) -> RawSplits:
+        """The dataset's strings and labels, split; unparseable rows go to ``bad``."""
+        raise NotImplementedError(f"{type(self).__name__} must define read()")
+
+    def load(self, context: LoadContext) -> SourceData:
+        assert self.tokenizer is not None
+        return load_text(self.read(context.bad), self.tokenizer, self.max_length, context)
+
+    def collate(self, examples: Sequence[dict[str, Any]]) -> Batch:
+        return collate_text(examples)
+
+    def raw_features(self, example: dict[str, Any]) -> Any:
+        """Token counts (a bag of tokens): a ``(1, vocab_size)`` SciPy sparse row."""
+        assert self.tokenizer is not None
+        return token_counts(example["inputs"], self.tokenizer.vocab_size)
 
 
 # --- reading files ------------------------------------------------------------------
@@ -89,6 +129,8 @@ def read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}; check the path") from exc
+    if b"\x00" in raw[:8192]:
+        raise DataError(f"{path} is not a text file (it holds NUL bytes); give a UTF-8 CSV, TSV or JSONL file")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -98,47 +140,57 @@ def read_text(path: Path) -> str:
         return text
 
 
-def _existing(path: str, key: str) -> Path:
+def bad_lines_note(bad: BadItems, path: Path) -> str:
+    """`` (its N bad lines were left out)`` when lines of ``path`` went to ``bad``."""
+    n = sum(where.startswith(f"{path}:") for where, _ in bad.items)
+    return f" (its {n} bad line(s) were left out: data.bad_files=skip)" if n else ""
+
+
+def existing_file(path: str, key: str) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"{key}={path} is not a file; point it at an existing file")
     return p
 
 
-def carve(splits: dict[str, Split | None], fractions: dict[str, float], seed: int, stratify: bool) -> RawSplits:
-    """Fill missing validation/test splits with seeded shares of the training split."""
+def carve(splits: dict[str, TextSplit | None], fractions: dict[str, float], seed: int, stratify: bool) -> RawSplits:
+    """Fill missing validation/test splits with seeded shares of the training split.
+
+    Args:
+        splits: ``train`` (required), ``val`` and ``test`` (None: cut from train).
+        fractions: the shares of missing splits, by name (``val``, ``test``).
+        seed: fixes the cut.
+        stratify: keep each label's share (one label per text); else at random.
+
+    Raises:
+        DataError: the cut cannot be made, with the counts (``attnlab.data.splits``).
+    """
     missing = [name for name in ("val", "test") if splits[name] is None]
     train = splits["train"]
     assert train is not None
     if missing:
-        shares = [fractions[name] for name in missing]
-        parts = _split_indices(train.targets, shares, seed, stratify)
+        shares = {f"{name}_fraction": fractions[name] for name in missing}
+        if stratify:
+            names = sorted_labels(str(t) for t in train.targets)
+            index = {n: i for i, n in enumerate(names)}
+            parts = stratified_split([index[str(t)] for t in train.targets], shares, seed, names)
+        else:
+            parts = random_split(len(train.texts), shares, seed)
         for name, part in zip(missing, parts[1:]):
             splits[name] = train.subset(part.tolist())
         train = train.subset(parts[0].tolist())
     return RawSplits(train, splits["val"], splits["test"])  # type: ignore[arg-type]
 
 
-def _split_indices(targets: Sequence[object], shares: list[float], seed: int, stratify: bool) -> list[np.ndarray]:
-    n = len(targets)
-    if n < len(shares) + 1:
-        raise DataError(f"{n} training examples cannot be split into {len(shares) + 1} parts; give more data")
-    if stratify:
-        try:
-            return stratified_split([str(t) for t in targets], shares, seed)
-        except ValueError as exc:  # a label too rare to stratify: fall back to a plain seeded split
-            log.warning("cannot stratify the split (%s); splitting at random with seed %d", exc, seed)
-    return grouped_split(list(range(n)), shares, seed)
-
-
 # --- ListOps ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ListOps:
+class ListOps(TextSource):
     """LRA's ListOps: LRA's TSV files in ``root`` when there, else generated under ``root/listops``.
 
     Args:
+        tokenizer, max_length: as for every :class:`TextSource`.
         root: a folder holding LRA's ``basic_train.tsv``, ``basic_val.tsv``, ``basic_test.tsv``,
             or the data cache to generate into.
         labels: ``value`` (one of 10 per expression) or ``depth`` (per token, 1..max_depth-1).
@@ -155,8 +207,14 @@ class ListOps:
     generation: listops.ListOpsGeneration = field(default_factory=listops.ListOpsGeneration)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.labels not in ("value", "depth"):
             raise ConfigError(f"data.source.labels={self.labels!r} is unknown; choose value or depth")
+
+    @property
+    def predicts(self) -> Task:
+        """One label per expression (its value), or one per token (its depth)."""
+        return "token" if self.labels == "depth" else "sequence"
 
     def folder(self) -> Path:
         if self.root is None:
@@ -167,18 +225,18 @@ class ListOps:
             return root
         return listops.ensure_generated(root, self.generation, self.task)
 
-    def load(self) -> RawSplits:
+    def read(self, bad: BadItems) -> RawSplits:
         files = listops.split_files(self.folder(), self.task)
-        parts = {name: self._read(path) for name, path in files.items()}
+        parts = {name: self._read(path, bad) for name, path in files.items()}
         if self.labels == "depth":
             names = [str(d) for d in range(1, self.generation.max_depth)]
         else:
             names = [str(v) for v in range(10)]
         return RawSplits(parts["train"], parts["val"], parts["test"], labels=names)
 
-    def _read(self, path: Path) -> Split:
+    def _read(self, path: Path, bad: BadItems) -> TextSplit:
         texts, targets, words = [], [], []
-        for line, tokens, target in listops.iter_rows(path):
+        for line, tokens, target in listops.iter_rows(path, bad):
             if not self.parentheses:
                 tokens = [t for t in tokens if t not in listops.PARENS]
             if self.labels == "depth":
@@ -195,17 +253,21 @@ class ListOps:
                 targets.append(target)
         if self.labels == "depth":
             return token_split(words, targets, str(path))
-        return Split(texts, targets, origin=str(path))
+        return TextSplit(texts, targets, origin=str(path))
 
 
 # --- the user's text files ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class TextFiles:
+class TextFiles(TextSource):
     """The user's CSV, TSV or JSONL files: one text and one label (any string) per row.
 
+    A row that cannot be parsed (wrong number of fields, not a JSON object, an empty
+    label) is a bad input: left out with ``data.bad_files=skip``, named with ``error``.
+
     Args:
+        tokenizer, max_length: as for every :class:`TextSource`.
         train: the training file; its format comes from the suffix (``.csv``, ``.tsv``, ``.jsonl``).
         val, test: optional files; missing ones are cut from ``train`` (stratified, ``split_seed``).
         text_column, label_column: column names (JSON keys).
@@ -213,45 +275,49 @@ class TextFiles:
         split_seed: fixes those splits, independently of the training seed.
     """
 
+    predicts: ClassVar[Task] = "sequence"
     train: str | None = None
     val: str | None = None
     test: str | None = None
     text_column: str = "text"
     label_column: str = "label"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.1
     split_seed: int = 0
 
-    def load(self) -> RawSplits:
+    def read(self, bad: BadItems) -> RawSplits:
         if self.train is None:
             raise ConfigError("data.source.train is not set; point it at a CSV, TSV or JSONL file")
         splits = {
-            name: None if path is None else self._read(_existing(path, f"data.source.{name}"))
+            name: None if path is None else self._read(existing_file(path, f"data.source.{name}"), bad)
             for name, path in (("train", self.train), ("val", self.val), ("test", self.test))
         }
+        bad.stop_if_error()  # before cutting splits, which bad rows would only confuse
         fractions = {"val": self.val_fraction, "test": self.test_fraction}
         return carve(splits, fractions, self.split_seed, stratify=True)
 
-    def _read(self, path: Path) -> Split:
+    def _read(self, path: Path, bad: BadItems) -> TextSplit:
         kind = FORMATS.get(path.suffix.lower())
         if kind is None:
             raise DataError(f"{path}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
-        rows = _jsonl_rows(path) if kind == "jsonl" else _table_rows(path, "," if kind == "csv" else "\t")
+        rows = _jsonl_rows(path, bad) if kind == "jsonl" else _table_rows(path, "," if kind == "csv" else "\t", bad)
         texts, labels, blank = [], [], 0
         for where, row in rows:
             if row is None:
                 blank += 1
                 continue
-            text, label = self._fields(path, where, row)
-            texts.append(text)
-            labels.append(label)
+            fields = self._fields(path, where, row, bad)
+            if fields is not None:
+                texts.append(fields[0])
+                labels.append(fields[1])
         if blank:
             log.info("%s: skipped %d blank line(s)", path, blank)
         if not texts:
-            raise DataError(f"{path} has no rows; give a file with a header and at least one row")
-        return Split(texts, labels, origin=str(path))
+            bad.stop_if_error()
+            raise DataError(f"{path} has no usable rows{bad_lines_note(bad, path)}; give a header and at least one row")
+        return TextSplit(texts, labels, origin=str(path))
 
-    def _fields(self, path: Path, where: int, row: dict[str, object]) -> tuple[str, str]:
+    def _fields(self, path: Path, where: int, row: dict[str, object], bad: BadItems) -> tuple[str, str] | None:
         for column in (self.text_column, self.label_column):
             if column not in row:
                 raise DataError(
@@ -260,38 +326,54 @@ class TextFiles:
                 )
         label = row[self.label_column]
         if label is None or str(label).strip() == "":
-            raise DataError(f"{path}:{where}: empty label in column {self.label_column!r}; fill it or drop the row")
+            bad.add(f"{path}:{where}", f"empty label in column {self.label_column!r}; fill it or drop the row")
+            return None
         text = row[self.text_column]
         return ("" if text is None else str(text)), str(label).strip()
 
 
-def _table_rows(path: Path, delimiter: str) -> list[tuple[int, dict[str, object] | None]]:
+Rows = list[tuple[int, "dict[str, object] | None"]]
+
+
+def _table_rows(path: Path, delimiter: str, bad: BadItems) -> Rows:
     """``(line, row)`` pairs of a CSV/TSV with a header; whitespace-only lines give ``None``.
 
-    CSV follows the usual quoting rules; TSV has none (a quote is just a character).
+    CSV follows the usual quoting rules; TSV has none (a quote is just a character). A row
+    with another number of fields than the header goes to ``bad``.
     """
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
     reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise DataError(f"{path}:1: cannot read the header ({exc})") from None
     if header is None:
         raise DataError(f"{path} is empty; give a header line naming the columns")
     header = [h.strip() for h in header]
-    rows: list[tuple[int, dict[str, object] | None]] = []
-    for values in reader:
+    rows: Rows = []
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:  # e.g. a NUL byte or an unterminated quote
+            bad.add(f"{path}:{reader.line_num}", f"not a {'CSV' if delimiter == ',' else 'TSV'} row: {exc}")
+            continue
         if not "".join(values).strip():
             rows.append((reader.line_num, None))
             continue
         if len(values) != len(header):
-            raise DataError(
-                f"{path}:{reader.line_num}: {len(values)} fields, but the header has {len(header)} "
-                f"({', '.join(header)}); quote fields that contain the separator"
+            bad.add(
+                f"{path}:{reader.line_num}",
+                f"{len(values)} fields, but the header has {len(header)} ({', '.join(header)}); "
+                "quote fields that contain the separator",
             )
+            continue
         rows.append((reader.line_num, dict(zip(header, values))))
-    return rows
 
 
-def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, object] | None]]:
-    rows: list[tuple[int, dict[str, object] | None]] = []
+def _jsonl_rows(path: Path, bad: BadItems) -> Rows:
+    rows: Rows = []
     for n, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             rows.append((n, None))
@@ -299,88 +381,10 @@ def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, object] | None]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{n}: not a JSON object ({exc.msg}); one object per line") from exc
+            bad.add(f"{path}:{n}", f"not a JSON object ({exc.msg}); one object per line")
+            continue
         if not isinstance(row, dict):
-            raise DataError(f"{path}:{n}: expected a JSON object, found {type(row).__name__}")
+            bad.add(f"{path}:{n}", f"expected a JSON object, found {type(row).__name__}")
+            continue
         rows.append((n, row))
     return rows
-
-
-# --- CoNLL --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CoNLL:
-    """Token-labelled files: one token per line, columns split by ``separator``, blank lines between sentences.
-
-    Lines starting with ``comment`` and ``-DOCSTART-`` lines are skipped. Every token
-    line of a file has the same number of columns; a ragged line is an error naming it.
-
-    Args:
-        train: the training file.
-        val, test: optional files; missing ones are cut from ``train`` by ``split_seed``.
-        token_column, label_column: column indices (negative counts from the end).
-        separator: column separator; None splits at any whitespace.
-        comment: prefix of comment lines.
-        val_fraction, test_fraction: shares of ``train`` for missing splits.
-        split_seed: fixes those splits.
-    """
-
-    train: str | None = None
-    val: str | None = None
-    test: str | None = None
-    token_column: int = 0
-    label_column: int = -1
-    separator: str | None = None
-    comment: str = "#"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    split_seed: int = 0
-
-    def load(self) -> RawSplits:
-        if self.train is None:
-            raise ConfigError("data.source.train is not set; point it at a CoNLL file")
-        splits = {
-            name: None if path is None else self._read(_existing(path, f"data.source.{name}"))
-            for name, path in (("train", self.train), ("val", self.val), ("test", self.test))
-        }
-        fractions = {"val": self.val_fraction, "test": self.test_fraction}
-        return carve(splits, fractions, self.split_seed, stratify=False)
-
-    def _read(self, path: Path) -> Split:
-        sentences: list[tuple[list[str], list[str]]] = []
-        words: list[str] = []
-        labels: list[str] = []
-        width: tuple[int, int] | None = None  # (columns, first line with them)
-        for n, line in enumerate(read_text(path).splitlines(), start=1):
-            if not line.strip():
-                if words:
-                    sentences.append((words, labels))
-                words, labels = [], []
-                continue
-            if line.startswith(self.comment) or line.startswith("-DOCSTART-"):
-                continue
-            columns = line.split(self.separator)
-            width = width or (len(columns), n)
-            if len(columns) != width[0]:
-                raise DataError(
-                    f"{path}:{n}: {len(columns)} columns, but line {width[1]} has {width[0]}; "
-                    "every token line needs the same columns (check data.source.separator)"
-                )
-            words.append(self._column(columns, self.token_column, path, n).strip())
-            labels.append(self._column(columns, self.label_column, path, n).strip())
-        if words:
-            sentences.append((words, labels))
-        if not sentences:
-            raise DataError(f"{path} has no sentences; expected one token per line, blank lines between sentences")
-        return token_split([s[0] for s in sentences], [s[1] for s in sentences], str(path))
-
-    @staticmethod
-    def _column(columns: list[str], index: int, path: Path, n: int) -> str:
-        try:
-            return columns[index]
-        except IndexError:
-            raise DataError(
-                f"{path}:{n}: no column {index} in {len(columns)} columns; "
-                "set data.source.token_column / data.source.label_column"
-            ) from None

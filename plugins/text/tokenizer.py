@@ -72,7 +72,7 @@ def check_saved(folder: Path, settings: dict[str, Any]) -> None:
         raise DataError(f"{path} is unreadable ({exc}); delete {folder} to train the tokenizer again") from exc
     if saved != settings:
         raise ConfigError(
-            f"{folder} holds a tokenizer made with {saved}, but data.tokenizer is {settings}; "
+            f"{folder} holds a tokenizer made with {saved}, but data.source.tokenizer is {settings}; "
             "use a fresh run folder or the tokenizer settings it was trained with"
         )
 
@@ -334,9 +334,11 @@ class WordPieceTokenizer(_TrainedTokenizer):
 
 def _positive(kind: str, min_frequency: int, vocab_size: int) -> tuple[int, int]:
     if min_frequency < 1:
-        raise ConfigError(f"data.tokenizer.min_frequency={min_frequency} for {kind} must be >= 1")
+        raise ConfigError(f"data.source.tokenizer.min_frequency={min_frequency} for {kind} must be >= 1")
     if vocab_size <= len(SPECIALS):
-        raise ConfigError(f"data.tokenizer.vocab_size={vocab_size} for {kind} must exceed the {len(SPECIALS)} specials")
+        raise ConfigError(
+            f"data.source.tokenizer.vocab_size={vocab_size} for {kind} must exceed the {len(SPECIALS)} specials"
+        )
     return min_frequency, vocab_size
 
 

@@ -3,15 +3,17 @@
 from pathlib import Path
 
 from attnlab.plugins import Plugin
-from attnlab_vision.data import ImageDataModule
+from attnlab_vision.data import Cifar10, Digits, ImageFolder
 from attnlab_vision.frontend import PatchEmbed
+
+SOURCES = (Digits, Cifar10, ImageFolder)
 
 plugin = Plugin(
     name="vision",
     description="ViT-style patch tokens (patch_size 16) over images: digits, CIFAR-10, image folders",
     config_dir=Path(__file__).parent / "conf",
     frontends=(PatchEmbed,),
-    datamodules=(ImageDataModule,),
+    sources=SOURCES,
 )
 
-__all__ = ["ImageDataModule", "PatchEmbed", "plugin"]
+__all__ = ["SOURCES", "Cifar10", "Digits", "ImageFolder", "PatchEmbed", "plugin"]

@@ -1,38 +1,68 @@
-"""Image datasets as a LightningDataModule: digits (embedded), CIFAR-10, image folders.
+"""Image dataset sources: scikit-learn's digits (embedded), CIFAR-10 and folders of images.
 
+Each source is read by attnlab's :class:`~attnlab.data.DataModule` (``data.source``).
 Images become normalised float tensors ``(C, S, S)`` at ``image_size`` S; a batch is
-``{"inputs": (B, C, S, S), "target": (B,)}``. Train/val/test splits are fixed by
-``split_seed`` (stratified), independent of the training seed.
+``{"inputs": (B, C, S, S), "target": (B,)}``. Splits are fixed by ``split_seed``
+(stratified), independent of the training seed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from annotated_types import Ge, Interval
+from annotated_types import Ge, Gt, Lt
+from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
-from torchvision import datasets
+from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
+from attnlab.data import LoadContext, SourceData, Split
+from attnlab.data.folders import folder_splits, require_root
+from attnlab.data.splits import stratified_split
 from attnlab.errors import ConfigError, DataError
-from attnlab.splits import stratified_split
+from attnlab.types import Batch, Task
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+Fraction = Annotated[float, Gt(0), Lt(1)]
+Size = Annotated[int, Ge(1)]
 
 
-@dataclass
-class ImageSplits:
-    train: Dataset
-    val: Dataset
-    test: Dataset
-    num_classes: int
-    channels: int
+def image_transform(image_size: int, channels: int) -> v2.Compose:
+    """PIL image → float ``(channels, S, S)`` in [-1, 1]."""
+    steps: list[Any] = [v2.ToImage()]
+    if channels == 1:
+        steps.append(v2.Grayscale())
+    steps += [
+        v2.Resize((image_size, image_size), antialias=True),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize([0.5] * channels, [0.5] * channels),
+    ]
+    return v2.Compose(steps)
+
+
+def collate_images(examples: Sequence[dict[str, Any]]) -> Batch:
+    """``inputs`` ``(B, C, S, S)`` and ``target`` ``(B,)``: images of one size need no padding."""
+    return {
+        "inputs": torch.stack([ex["inputs"] for ex in examples]),
+        "target": torch.as_tensor([int(ex["target"]) for ex in examples], dtype=torch.long),
+    }
+
+
+def pooled_pixels(image: Tensor, side: int) -> np.ndarray:
+    """An image ``(C, H, W)`` average-pooled to at most ``side x side``, flattened: ``(C * side * side,)``."""
+    size = (min(side, image.shape[-2]), min(side, image.shape[-1]))
+    return F.adaptive_avg_pool2d(image[None].float(), size).flatten().numpy()
+
+
+def _check_size(image_size: int) -> None:
+    if image_size < 1:
+        raise ConfigError(f"data.source.image_size={image_size} must be >= 1")
 
 
 class TensorImages(Dataset):
@@ -45,11 +75,11 @@ class TensorImages(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"inputs": self.images[i], "target": self.labels[i]}
+        return {"inputs": self.images[i], "target": int(self.labels[i])}
 
 
 class TransformedImages(Dataset):
-    """A torchvision dataset of ``(PIL image, label)`` pairs, transformed on access."""
+    """A dataset of ``(PIL image, label)`` pairs, transformed on access."""
 
     def __init__(self, base: Dataset, transform: Callable[[Any], Tensor]) -> None:
         self.base, self.transform = base, transform
@@ -59,187 +89,189 @@ class TransformedImages(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         image, label = self.base[i]
-        return {"inputs": self.transform(image), "target": torch.tensor(label)}
+        return {"inputs": self.transform(image), "target": int(label)}
 
 
-def _transform(image_size: int, channels: int) -> v2.Compose:
-    steps: list[Any] = [v2.ToImage()]
-    if channels == 1:
-        steps.append(v2.Grayscale())
-    steps += [
-        v2.Resize((image_size, image_size), antialias=True),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize([0.5] * channels, [0.5] * channels),
-    ]
-    return v2.Compose(steps)
+class ImageFiles(Dataset):
+    """Image files decoded on access (RGB), with a class id each."""
+
+    def __init__(self, files: list[Path], labels: np.ndarray, transform: Callable[[Any], Tensor]) -> None:
+        self.files, self.labels, self.transform = files, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        try:
+            with Image.open(self.files[i]) as image:
+                rgb = image.convert("RGB")
+        except Exception as exc:  # changed since the set-up scan
+            raise DataError(f"cannot read image file {self.files[i]}: {exc}") from exc
+        return {"inputs": self.transform(rgb), "target": int(self.labels[i])}
 
 
-def load_digits(image_size: int, val_fraction: float, test_fraction: float, split_seed: int, **_: Any) -> ImageSplits:
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), resized to ``image_size``."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    bunch = sk_digits()
-    pixels = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8) in [0, 1]
-    images = F.interpolate(pixels, size=(image_size, image_size), mode="bilinear", align_corners=False)
-    images = (images - 0.5) / 0.5  # (N, 1, S, S) in [-1, 1]
-    labels = torch.tensor(bunch.target, dtype=torch.long)
-    train, val, test = stratified_split(bunch.target, [val_fraction, test_fraction], split_seed)
-    whole = TensorImages(images, labels)
-    return ImageSplits(Subset(whole, train), Subset(whole, val), Subset(whole, test), num_classes=10, channels=1)
+def decode_image(path: Path) -> None:
+    """Decode every pixel of ``path`` (a header check misses a truncated file)."""
+    with Image.open(path) as image:
+        image.load()
 
 
-def _require_root(root: str | None, fix: str) -> Path:
-    if root is None:
-        raise ConfigError(f"data.root is not set; {fix}")
-    path = Path(root).expanduser()
-    if not path.exists():
-        raise DataError(f"data.root={root} does not exist; {fix}")
-    return path
+def _values(channels: int, image_size: int) -> dict[str, Any]:
+    return {"in_channels": channels, "image_size": image_size}
 
 
-def load_cifar10(
-    image_size: int, val_fraction: float, split_seed: int, root: str | None, download: bool, **_: Any
-) -> ImageSplits:
-    """torchvision's CIFAR-10: the official test set, validation split off the training set."""
-    if not download:
-        _require_root(root, "point data.root at a CIFAR-10 folder or set data.download=true")
-    try:
-        train_all = datasets.CIFAR10(str(root), train=True, download=download)
-        test = datasets.CIFAR10(str(root), train=False, download=download)
-    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
-        raise DataError(f"data.root={root} holds no CIFAR-10 data ({exc}); set data.download=true") from exc
-    transform = _transform(image_size, 3)
-    train, val = stratified_split(train_all.targets, [val_fraction], split_seed)
-    return ImageSplits(
-        TransformedImages(Subset(train_all, train.tolist()), transform),
-        TransformedImages(Subset(train_all, val.tolist()), transform),
-        TransformedImages(test, transform),
-        num_classes=10,
-        channels=3,
-    )
-
-
-def load_imagefolder(
-    image_size: int, val_fraction: float, test_fraction: float, split_seed: int, root: str | None, **_: Any
-) -> ImageSplits:
-    """One sub-folder per class; ``train/``, ``val/``, ``test/`` sub-folders are used when present."""
-    base = _require_root(root, "point data.root at a folder with one sub-folder per class")
-    transform = _transform(image_size, 3)
-    top = base / "train" if (base / "train").is_dir() else base
-    try:
-        pool = datasets.ImageFolder(str(top))
-    except (FileNotFoundError, RuntimeError) as exc:
-        raise DataError(f"data.root={root}: {exc}") from exc
-
-    def folder(name: str) -> Dataset | None:
-        path = base / name
-        if top is base or not path.is_dir():
-            return None
-        found = datasets.ImageFolder(str(path))
-        if found.class_to_idx != pool.class_to_idx:
-            raise DataError(f"{path} has classes {sorted(found.class_to_idx)}, train has {sorted(pool.class_to_idx)}")
-        return found
-
-    val, test = folder("val"), folder("test")
-    fractions = [f for f, given in ((val_fraction, val), (test_fraction, test)) if given is None]
-    parts = stratified_split(pool.targets, fractions, split_seed) if fractions else [np.arange(len(pool))]
-    pieces = iter(parts[1:])
-    train = Subset(pool, parts[0].tolist())
-    val = val if val is not None else Subset(pool, next(pieces).tolist())
-    test = test if test is not None else Subset(pool, next(pieces).tolist())
-    return ImageSplits(
-        TransformedImages(train, transform),
-        TransformedImages(val, transform),
-        TransformedImages(test, transform),
-        num_classes=len(pool.classes),
-        channels=3,
-    )
-
-
-DATASETS: dict[str, Callable[..., ImageSplits]] = {
-    "digits": load_digits,
-    "cifar10": load_cifar10,
-    "imagefolder": load_imagefolder,
-}
-
-
-class ImageDataModule(pl.LightningDataModule):
-    """Image classification data for the vision and CNN plugins.
+@dataclass(frozen=True)
+class Digits:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), resized.
 
     Args:
-        dataset: one of ``digits``, ``cifar10``, ``imagefolder``.
-        image_size: images are resized to ``image_size x image_size``.
-        batch_size: examples per batch.
-        num_workers: DataLoader worker processes.
-        val_fraction: share of the training pool held out for validation.
-        test_fraction: share held out for testing when the dataset has no test split.
+        image_size: images are upsampled to ``image_size x image_size``.
+        val_fraction, test_fraction: shares held out, stratified by digit.
         split_seed: fixes the splits, independently of the training seed.
-        root: dataset folder (``cifar10``, ``imagefolder``).
-        download: let torchvision download the dataset into ``root`` (``cifar10``).
     """
 
-    def __init__(
-        self,
-        dataset: str,
-        image_size: Annotated[int, Ge(1)],
-        batch_size: Annotated[int, Ge(1)] = 64,
-        num_workers: Annotated[int, Ge(0)] = 0,
-        val_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.1,
-        test_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.2,
-        split_seed: Annotated[int, Ge(0)] = 0,
-        root: str | None = None,
-        download: bool = False,
-    ) -> None:
-        super().__init__()
-        if dataset not in DATASETS:
-            raise ConfigError(f"unknown image dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-        if image_size < 1:
-            raise ConfigError(f"data.image_size={image_size} must be positive")
-        self.dataset = dataset
-        self.image_size = image_size
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.options = dict(
-            val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed, root=root, download=download
-        )
-        self.splits: ImageSplits | None = None
+    predicts: ClassVar[Task] = "sequence"
+    image_size: Size = 128
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.2
+    split_seed: int = 0
 
-    def prepare_data(self) -> None:
-        if self.dataset == "cifar10" and self.options["download"]:
+    def __post_init__(self) -> None:
+        _check_size(self.image_size)
+
+    def load(self, context: LoadContext) -> SourceData:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        pixels = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8) in [0, 1]
+        images = F.interpolate(pixels, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        images = (images - 0.5) / 0.5  # (N, 1, S, S) in [-1, 1]
+        labels = np.asarray(bunch.target, dtype=np.int64)
+        whole = Split(TensorImages(images, torch.from_numpy(labels)), labels=labels, origin="sklearn digits")
+        fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        names = [str(d) for d in range(10)]
+        train, val, test = (whole.subset(p) for p in stratified_split(labels, fractions, self.split_seed, names))
+        return SourceData(train, val, test, "sequence", names, _values(1, self.image_size))
+
+    collate = staticmethod(collate_images)
+
+    def raw_features(self, example: dict[str, Any]) -> np.ndarray:
+        """The 8x8 pixels (the images' own resolution): 64 features."""
+        return pooled_pixels(example["inputs"], 8)
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    """torchvision's CIFAR-10: its official test set, validation cut from its training set.
+
+    Args:
+        root: the folder holding ``cifar-10-batches-py`` (or where to download it).
+        image_size: images are resized to ``image_size x image_size`` (native: 32).
+        val_fraction: share of the training set held out for validation, stratified.
+        split_seed: fixes that split.
+        download: let torchvision download the dataset into ``root`` (170 MB).
+    """
+
+    predicts: ClassVar[Task] = "sequence"
+    root: str | None = None
+    image_size: Size = 32
+    val_fraction: Fraction = 0.1
+    split_seed: int = 0
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        _check_size(self.image_size)
+
+    def prepare(self) -> None:
+        if self.download:
+            from torchvision import datasets
+
+            if self.root is None:
+                raise ConfigError("data.source.root is not set; give the folder to download CIFAR-10 into")
             for train in (True, False):
-                datasets.CIFAR10(str(self.options["root"]), train=train, download=True)
+                datasets.CIFAR10(str(Path(self.root).expanduser()), train=train, download=True)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits is None:
-            # Downloading is prepare_data's job (once per machine, not once per process).
-            options = {**self.options, "download": False}
-            self.splits = DATASETS[self.dataset](image_size=self.image_size, **options)
+    def load(self, context: LoadContext) -> SourceData:
+        from torchvision import datasets
 
-    def _ready(self) -> ImageSplits:
-        if self.splits is None:
-            self.setup()
-        assert self.splits is not None
-        return self.splits
+        fix = "point data.source.root at a CIFAR-10 folder or set data.source.download=true"
+        root = str(require_root(self.root, "data.source.root", fix))
+        try:
+            train_all = datasets.CIFAR10(root, train=True, download=False)
+            test = datasets.CIFAR10(root, train=False, download=False)
+        except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+            raise DataError(f"data.source.root={self.root} holds no CIFAR-10 data ({exc}); {fix}") from exc
+        transform = image_transform(self.image_size, 3)
+        labels = np.asarray(train_all.targets, dtype=np.int64)
+        names = list(train_all.classes)
+        train, val = stratified_split(labels, {"val_fraction": self.val_fraction}, self.split_seed, names)
 
-    def data_info(self) -> dict[str, Any]:
-        """Values the model takes from the data: ``num_classes``, ``in_channels``, ``image_size``."""
-        splits = self._ready()
-        return {"num_classes": splits.num_classes, "in_channels": splits.channels, "image_size": self.image_size}
+        def part(base: Dataset, index: np.ndarray | None, targets: np.ndarray) -> Split:
+            chosen = base if index is None else Subset(base, index.tolist())
+            picked = targets if index is None else targets[index]
+            return Split(TransformedImages(chosen, transform), labels=picked, origin=f"CIFAR-10 in {root}")
 
-    def _loader(self, data: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            data,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+        test_labels = np.asarray(test.targets, dtype=np.int64)
+        return SourceData(
+            part(train_all, train, labels),
+            part(train_all, val, labels),
+            part(test, None, test_labels),
+            "sequence",
+            names,
+            _values(3, self.image_size),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self._ready().train, shuffle=True)
+    collate = staticmethod(collate_images)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self._ready().val, shuffle=False)
+    def raw_features(self, example: dict[str, Any]) -> np.ndarray:
+        """The pixels at up to 32x32: 3,072 features."""
+        return pooled_pixels(example["inputs"], 32)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self._ready().test, shuffle=False)
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """Your own images: one sub-folder per class (its name is the class name).
+
+    ``root/train/``, ``root/val/``, ``root/test/`` folders of class folders are used when
+    present; splits without a folder are cut from the training pool. Files that cannot be
+    decoded are found at set-up and skipped or refused (``data.bad_files``).
+
+    Args:
+        root: the folder of class folders.
+        image_size: images are resized to ``image_size x image_size`` (RGB).
+        val_fraction, test_fraction: shares cut from the training pool, stratified.
+        split_seed: fixes those cuts.
+    """
+
+    predicts: ClassVar[Task] = "sequence"
+    root: str | None = None
+    image_size: Size = 128
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.2
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_size(self.image_size)
+
+    def load(self, context: LoadContext) -> SourceData:
+        fix = "point data.source.root at a folder with one sub-folder of images per class"
+        root = require_root(self.root, "data.source.root", fix)
+        fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        names, parts = folder_splits(
+            root, IMAGE_SUFFIXES, fractions, self.split_seed, lambda files: context.readable(files, decode_image)
+        )
+        transform = image_transform(self.image_size, 3)
+        splits = [
+            Split(ImageFiles(p.files, p.labels, transform), labels=p.labels, files=p.files, origin=p.origin)
+            for p in parts.values()
+        ]
+        return SourceData(*splits, task="sequence", class_names=names, values=_values(3, self.image_size))
+
+    collate = staticmethod(collate_images)
+
+    def check_file(self, path: Path) -> None:
+        decode_image(path)
+
+    def raw_features(self, example: dict[str, Any]) -> np.ndarray:
+        """The pixels at up to 32x32: 3,072 features."""
+        return pooled_pixels(example["inputs"], 32)

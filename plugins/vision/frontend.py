@@ -41,8 +41,8 @@ class PatchEmbed(nn.Module):
         super().__init__()
         if patch_size < 1 or image_size % patch_size:
             raise ConfigError(
-                f"data.image_size={image_size} is not divisible by frontend.patch_size={patch_size}; "
-                f"choose a patch size that divides {image_size} or resize with data.image_size"
+                f"data.source.image_size={image_size} is not divisible by frontend.patch_size={patch_size}; "
+                f"choose a patch size that divides {image_size} or resize with data.source.image_size"
             )
         self.grid = image_size // patch_size
         self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)

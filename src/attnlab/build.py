@@ -12,12 +12,16 @@ from typing import Annotated, Any
 
 import pytorch_lightning as pl
 from annotated_types import Interval
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
+from attnlab.config import data_value
+from attnlab.data import DataModule
+from attnlab.data.catalog import check_pairing
 from attnlab.errors import ConfigError
 from attnlab.module import AttnlabModule
+from attnlab.tasks import resolve_head
 from attnlab.validate import rejections
 
 COMPONENTS = (
@@ -78,20 +82,45 @@ def run_settings(cfg: DictConfig) -> RunSettings:
     return RunSettings(**values)
 
 
-def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[pl.LightningDataModule, dict[str, Any]]:
-    """The datamodule, prepared and set up, and the values it gives the model."""
+def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[DataModule, dict[str, Any]]:
+    """The datamodule, prepared and set up, and the values it gives the model.
+
+    ``cfg.head`` then follows the data: ``head: auto`` is replaced by the head of the data's
+    task, and an explicit head that cannot fit it fails (:func:`attnlab.tasks.resolve_head`).
+    """
     if cfg.get("data") is None:
         raise ConfigError("no dataset chosen; pass data=<name> (see `attnlab-plugins`)")
+    check_modality(cfg)
     datamodule = instantiate(cfg.data)
+    if not isinstance(datamodule, DataModule):
+        raise ConfigError(
+            f"data._target_ must be attnlab.data.DataModule (with the dataset under data.source); "
+            f"got {type(datamodule).__name__}"
+        )
     datamodule.prepare_data()
     datamodule.setup(stage)
-    return datamodule, dict(datamodule.data_info())
+    resolve_head(cfg, datamodule.spec.task, type(datamodule.source).__name__)
+    return datamodule, datamodule.data_info()
+
+
+def check_modality(cfg: DictConfig) -> None:
+    """The front-end's plugin reads the dataset's source (``attnlab data=listops`` says: add modality=text)."""
+    frontend = cfg.get("frontend", {}).get("_target_")
+    source = cfg.data.get("source", {}).get("_target_") if isinstance(cfg.data, DictConfig) else None
+    if frontend is None or source is None:
+        return
+    try:
+        classes = get_class(frontend), get_class(source)
+    except Exception:  # an unknown class: instantiate says which, in its own words
+        return
+    check_pairing(*classes)
 
 
 def build_model(cfg: DictConfig, compile: bool = False) -> AttnlabModule:
     """Front-end, backbone and head from ``cfg`` (inside a ``data_info`` scope)."""
     if cfg.get("frontend") is None:
         raise ConfigError("no front-end configured; choose a modality with modality=<name>")
+    resolve_head(cfg, data_value("task"))
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") is not None else None
     return AttnlabModule(
         frontend=instantiate(cfg.frontend),

@@ -118,6 +118,11 @@ def _from_data(key: str) -> Any:
     return _DATA_INFO[key]
 
 
+def data_value(key: str) -> Any:
+    """``${from_data:<key>}`` as code reads it, inside a :func:`data_info` scope."""
+    return _from_data(key)
+
+
 def sweep_group() -> str | None:
     """``${sweep_group:}``: a multirun's folder relative to ``outputs/multirun`` (None in a single run)."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:

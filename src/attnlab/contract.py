@@ -6,14 +6,19 @@ so a new plugin is tested with no new test. The checks, in order (:data:`CHECKS`
 1. ``plugin loads``: the entry point imports and declares a valid ``Plugin``.
 2. ``configs compose``: ``modality=<name>`` and every other file in the plugin's
    ``conf/`` compose with attnlab's configs.
-3. ``objects instantiate``: the datamodule sets up, gives ``data_info()``, and the model
-   builds from it; front-end and datamodule are of the classes the plugin declares.
-4. ``tokens``: the front-end returns ``Tokens`` of shape ``(B, T, backbone.dim)``, float
+3. ``data``: the data config is attnlab's ``DataModule`` with a source of a class the
+   plugin declares; it sets up and gives a valid ``DataSpec`` (a task, distinct class
+   names, plain ``${from_data:...}`` values).
+4. ``batch``: the first training batch keeps the batch contract for the task (``inputs``,
+   a long ``target`` of the task's shape with class ids in range, ``lengths``).
+5. ``objects instantiate``: the model builds from the data's values, with the head of the
+   data's task; the front-end is of a class the plugin declares.
+6. ``tokens``: the front-end returns ``Tokens`` of shape ``(B, T, backbone.dim)``, float
    and finite.
-5. ``pad mask``: bool ``(B, T)``, True for real tokens: every example has one, and a
+7. ``pad mask``: bool ``(B, T)``, True for real tokens: every example has one, and a
    longer input never has fewer real tokens than a shorter one.
-6. ``backward``: the loss is finite and its gradient reaches the front-end's parameters.
-7. ``training run``: two batches through a real Lightning ``Trainer`` on the CPU.
+8. ``backward``: the loss is finite and its gradient reaches the front-end's parameters.
+9. ``training run``: two batches through a real Lightning ``Trainer`` on the CPU.
 
 Each failure is a :class:`ContractError` naming the plugin, the check and what was
 expected.
@@ -37,9 +42,10 @@ from torch import Tensor
 
 from attnlab import config, plugins
 from attnlab.build import build_datamodule, build_model
+from attnlab.data import DataModule
 from attnlab.errors import AttnlabError
 from attnlab.module import AttnlabModule
-from attnlab.types import Batch, Tokens
+from attnlab.types import Batch, Tokens, check_batch
 
 SMALL = ("backbone.dim=32", "backbone.heads=2", "backbone.depth=1", "data.batch_size=4")
 """Overrides that keep the checks fast on a CPU."""
@@ -47,6 +53,8 @@ SMALL = ("backbone.dim=32", "backbone.heads=2", "backbone.depth=1", "data.batch_
 CHECKS = (
     "plugin loads",
     "configs compose",
+    "data",
+    "batch",
     "objects instantiate",
     "tokens",
     "pad mask",
@@ -126,40 +134,61 @@ def check_configs(name: str, plugin: plugins.Plugin, overrides: Sequence[str], o
     return cfg
 
 
-def check_objects(
-    name: str, plugin: plugins.Plugin, cfg: DictConfig
-) -> tuple[pl.LightningDataModule, AttnlabModule, Batch]:
-    """The datamodule (set up), the model built from its ``data_info()``, and a first batch."""
-    check = "objects instantiate"
+def check_data(name: str, plugin: plugins.Plugin, cfg: DictConfig) -> tuple[DataModule, dict]:
+    """The datamodule, set up, and its ``data_info()``: attnlab's DataModule, a declared source, a valid spec."""
+    check = "data"
+    target = str(cfg.data.get("_target_", "")) if cfg.get("data") is not None else ""
+    if target != "attnlab.data.DataModule":
+        raise ContractError(
+            name, check, f"expected data._target_ attnlab.data.DataModule with the dataset under source, got {target!r}"
+        )
     try:
         datamodule, info = build_datamodule(cfg, "fit")
-    except AttributeError as exc:
-        if "data_info" not in str(exc):
-            raise ContractError(name, check, f"datamodule: {_describe(exc)}") from exc
-        detail = "the datamodule must define data_info() -> dict, the values configs read as ${from_data:...}"
-        raise ContractError(name, check, detail) from exc
     except Exception as exc:
         raise ContractError(name, check, f"datamodule: {_describe(exc)}") from exc
+    source = datamodule.source
+    if not isinstance(source, plugin.sources or ()):
+        declared = ", ".join(c.__name__ for c in plugin.sources) or "none"
+        detail = f"expected data.source to be one of the plugin's sources ({declared}), got {type(source).__name__}"
+        raise ContractError(name, check, detail)
+    try:
+        datamodule.spec.check()
+    except ValueError as exc:
+        raise ContractError(name, check, f"the data spec of {type(source).__name__}: {exc}") from None
+    return datamodule, info
+
+
+def check_first_batch(name: str, datamodule: DataModule) -> Batch:
+    """The first training batch, checked against the task's batch contract."""
+    try:
+        batch = next(iter(datamodule.train_dataloader()))
+    except Exception as exc:
+        raise ContractError(name, "batch", f"first training batch: {_describe(exc)}") from exc
+    if not isinstance(batch, dict):
+        raise ContractError(
+            name, "batch", f"expected a batch dict with 'inputs' and 'target', got {type(batch).__name__}"
+        )
+    try:
+        check_batch(batch, datamodule.spec)
+    except ValueError as exc:
+        source = type(datamodule.source).__name__
+        raise ContractError(name, "batch", f"{source} (task {datamodule.spec.task!r}): {exc}") from None
+    return batch
+
+
+def check_objects(name: str, plugin: plugins.Plugin, cfg: DictConfig, info: dict) -> AttnlabModule:
+    """The model built from the data's ``data_info()``, its front-end of a declared class."""
+    check = "objects instantiate"
     try:
         with config.data_info(info):
             model = build_model(cfg)
     except Exception as exc:
         raise ContractError(name, check, f"model (data_info() gave {sorted(info)}): {_describe(exc)}") from exc
-    for kind, obj, declared in (
-        ("front-end", model.frontend, plugin.frontends),
-        ("datamodule", datamodule, plugin.datamodules),
-    ):
-        if declared and not isinstance(obj, declared):
-            expected = ", ".join(c.__name__ for c in declared)
-            raise ContractError(name, check, f"expected the {kind} to be one of {expected}, got {type(obj).__name__}")
-    try:
-        batch = next(iter(datamodule.train_dataloader()))
-    except Exception as exc:
-        raise ContractError(name, check, f"first training batch: {_describe(exc)}") from exc
-    if not isinstance(batch, dict) or "target" not in batch:
-        got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise ContractError(name, check, f"expected a batch dict with 'inputs' and 'target', got {got}")
-    return datamodule, model, batch
+    if plugin.frontends and not isinstance(model.frontend, plugin.frontends):
+        expected = ", ".join(c.__name__ for c in plugin.frontends)
+        detail = f"expected the front-end to be one of {expected}, got {type(model.frontend).__name__}"
+        raise ContractError(name, check, detail)
+    return model
 
 
 def check_tokens(name: str, tokens: object, dim: int, batch_size: int) -> Tokens:
@@ -255,7 +284,7 @@ def _quiet_lightning() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def check_training_run(name: str, model: AttnlabModule, datamodule: pl.LightningDataModule, root: Path) -> None:
+def check_training_run(name: str, model: AttnlabModule, datamodule: DataModule, root: Path) -> None:
     """Two training batches and one validation batch through a real ``Trainer`` on the CPU."""
     try:
         with _quiet_lightning():
@@ -294,6 +323,8 @@ def run_checks(name: str, overrides: Sequence[str] = SMALL) -> None:
     plugin = load_plugin(name)
     with tempfile.TemporaryDirectory(prefix=f"attnlab-check-{name}-") as tmp:
         cfg = check_configs(name, plugin, overrides, Path(tmp))
-        datamodule, model, batch = check_objects(name, plugin, cfg)
+        datamodule, info = check_data(name, plugin, cfg)
+        batch = check_first_batch(name, datamodule)
+        model = check_objects(name, plugin, cfg, info)
         check_backward(name, model, batch)
         check_training_run(name, model, datamodule, Path(tmp))

@@ -2,7 +2,7 @@
 
 The training run's resolved config and data-derived values travel inside every
 checkpoint (``EmbedRunConfig``), so a checkpoint is enough. ``data.*`` values given to
-``attnlab-eval`` (e.g. ``+data.root=/elsewhere``) replace the stored ones. With
+``attnlab-eval`` (e.g. ``+data.source.root=/elsewhere``) replace the stored ones. With
 ``attention_maps=true`` the run's attention maps are drawn for the test.
 """
 
@@ -53,8 +53,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("attention_maps", False):
         with open_dict(cfg):
             cfg.callbacks.attention_maps = attention_maps(train_cfg, run_dir)
+    with data_info(info):  # the callbacks read ${from_data:class_names}
+        callbacks = build_callbacks(cfg)
     with validate.rejections("trainer", cfg.trainer._target_):
-        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
+        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     try:
         for logger in loggers:
             logger.log_hyperparams(tracking.redact({"ckpt_path": str(ckpt_path), **OmegaConf.to_container(train_cfg)}))

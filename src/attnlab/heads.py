@@ -1,8 +1,9 @@
 """Task heads: what the model predicts from the encoded tokens.
 
 A head owns its output layer, its loss and its metrics, so the LightningModule stays
-task-agnostic. Chosen by config (``head=sequence``, ``head=token`` or ``head=ctc``), never
-by a plugin.
+task-agnostic. Each head declares the data task it fits (``task``); ``head=auto`` (the
+default) is the head of the data's task, and an explicit ``head=`` that cannot fit the
+data's task is refused (:mod:`attnlab.tasks`).
 
 Each head declares the metrics it logs as ``metric_types`` (name -> torchmetrics class),
 and ``metrics()`` builds exactly those: torchmetrics' ``higher_is_better`` then gives each
@@ -22,10 +23,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchmetrics.text import CharErrorRate
 
 from attnlab.errors import ConfigError
-from attnlab.types import Batch, Encoded
+from attnlab.types import IGNORE_INDEX, Batch, Encoded, Task
 
-IGNORE_INDEX = -100
-"""Target value that the token head leaves out of its loss and metrics (padding)."""
+__all__ = ["IGNORE_INDEX", "CTCHead", "SequenceHead", "TokenHead", "ctc_greedy_decode"]
 
 Pooling = Literal["auto", "cls", "mean"]
 POOLINGS: tuple[str, ...] = get_args(Pooling)
@@ -47,6 +47,7 @@ class SequenceHead(nn.Module):
         dropout: dropout before the classifier.
     """
 
+    task: ClassVar[Task] = "sequence"
     metric_types: ClassVar[dict[str, type[Metric]]] = {"acc": MulticlassAccuracy}
 
     def __init__(self, dim: Width, num_classes: Classes, pooling: Pooling = "auto", dropout: Dropout = 0.0) -> None:
@@ -74,7 +75,9 @@ class SequenceHead(nn.Module):
         return self.fc(self.drop(pooled))
 
     def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
-        return F.cross_entropy(logits, batch["target"])
+        """Cross-entropy with the batch's ``soft_target`` (MixUp, CutMix) when it has one, else ``target``."""
+        soft = batch.get("soft_target")
+        return F.cross_entropy(logits, soft if soft is not None else batch["target"])
 
     def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """Predictions and targets, aligned and flat, for the metrics."""
@@ -97,6 +100,7 @@ class TokenHead(nn.Module):
         dropout: dropout before the classifier.
     """
 
+    task: ClassVar[Task] = "token"
     needs_cls = False
     metric_types: ClassVar[dict[str, type[Metric]]] = {"acc": MulticlassAccuracy, "f1": MulticlassF1Score}
 
@@ -176,6 +180,7 @@ class CTCHead(nn.Module):
         dropout: dropout before the classifier.
     """
 
+    task: ClassVar[Task] = "label_sequence"
     needs_cls = False
     metric_types: ClassVar[dict[str, type[Metric]]] = {"cer": CharErrorRate}
 

@@ -15,7 +15,7 @@ from torch.optim import Optimizer
 
 from attnlab.backbone import Backbone
 from attnlab.errors import ConfigError
-from attnlab.types import Batch, Encoded, Tokens
+from attnlab.types import Batch, Encoded, Head, Tokens
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -27,7 +27,7 @@ class AttnlabModule(pl.LightningModule):
     Args:
         frontend: a plugin's module turning a batch into ``Tokens``.
         backbone: the shared encoder.
-        head: a task head (``attnlab.heads``).
+        head: a task head (an ``nn.Module`` keeping the :class:`~attnlab.types.Head` protocol).
         optimizer: partial taking the parameters (config ``optimizer``).
         scheduler: partial taking the optimizer and ``total_steps``, or None.
         compile: run the forward pass through ``torch.compile``.
@@ -37,13 +37,17 @@ class AttnlabModule(pl.LightningModule):
         self,
         frontend: nn.Module,
         backbone: Backbone,
-        head: nn.Module,
+        head: Head,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if getattr(head, "needs_cls", False) and not backbone.has_cls:
+        if not isinstance(head, nn.Module):
+            raise ConfigError(
+                f"head must be a torch.nn.Module with the attnlab.types.Head methods; got {type(head).__name__}"
+            )
+        if head.needs_cls and not backbone.has_cls:
             raise ConfigError("head.pooling=cls needs backbone.cls_token=true; or set head.pooling=mean")
         self.frontend = frontend
         self.backbone = backbone

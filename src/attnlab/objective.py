@@ -118,11 +118,31 @@ def resolve(
     return Objective(metric, known[metric])
 
 
+class TaskUnknown(ConfigError):
+    """``head=auto`` follows data whose task is known only once the data is read."""
+
+
 def head_class(cfg: Mapping[str, Any]) -> type:
-    """The head's class from ``head._target_``; no head is built and no data is read."""
+    """The head's class from ``head._target_``; no head is built and no data is read.
+
+    With ``head=auto`` it is the head of the task the data's source declares (``predicts``).
+
+    Raises:
+        TaskUnknown: ``head=auto`` and the source can say its task only once it is read.
+    """
+    from attnlab import tasks
+
     target = (cfg.get("head") or {}).get("_target_")
     if not isinstance(target, str):
         raise ConfigError("the run has no head (head._target_); choose one with head=<name>")
+    if target == tasks.AUTO:
+        task = tasks.declared_task(cfg if isinstance(cfg, DictConfig) else DictConfig(dict(cfg)))
+        if task is None:
+            raise TaskUnknown(
+                "the head follows the data (head=auto), whose task is known only once it is read; "
+                "choose the head (head=sequence, token or ctc)"
+            )
+        target = tasks.head_target(task)
     try:
         return get_class(target)
     except Exception as exc:

@@ -1,7 +1,8 @@
 """``attnlab-plugins``: list, scaffold and check modality plugins.
 
 - ``attnlab-plugins [list]``: every discovered plugin, working or broken, with its source.
-- ``attnlab-plugins new NAME [--dir PATH]``: write a new plugin package (:mod:`attnlab.scaffold`).
+- ``attnlab-plugins new NAME --kind sequence|set|grid [--dir PATH]``: write a new plugin package
+  whose tokens are of that kind (:mod:`attnlab.scaffold`); without ``--kind`` it asks.
 - ``attnlab-plugins check [NAME ...]``: the contract checks (:mod:`attnlab.contract`) on the
   named plugins, or on all of them.
 
@@ -55,11 +56,30 @@ def list_plugins() -> int:
     return 0
 
 
-def new_plugin(name: str, target: Path | None) -> int:
+KIND_QUESTION = """What kind of tokens does the modality make?
+  sequence  ordered and of varying length (a time series, a signal)
+  set       unordered elements (a table's columns, an object's parts)
+  grid      a fixed 2-D grid (an image, a map, a board)
+kind: """
+
+
+def ask_kind() -> str:
+    """The kind of tokens, asked on the terminal; without one, a one-line error saying how to give it."""
+    from attnlab import scaffold
+
+    if not sys.stdin.isatty():
+        fail(f"choose what kind of tokens the modality makes: --kind {'|'.join(scaffold.KINDS)}")
+    kind = input(KIND_QUESTION).strip()
+    scaffold.check_kind(kind)
+    return kind
+
+
+def new_plugin(name: str, target: Path | None, kind: str | None) -> int:
     """Write the package of a new plugin and say what to do next."""
     from attnlab import scaffold
 
-    written = scaffold.scaffold(name, target)
+    scaffold.check_name(name)
+    written = scaffold.scaffold(name, target, kind or ask_kind())
     where = target if target is not None else scaffold.default_dir(name)
     print(f"wrote plugin {name!r} to {where}/ ({len(written)} files):")
     for path in written:
@@ -100,6 +120,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the discovered plugins, working or broken, with their source (the default)")
     new = sub.add_parser("new", help="write a new, working plugin package to start from")
     new.add_argument("name", help="the modality name: lowercase letters, digits and '_' (package attnlab_<name>)")
+    new.add_argument(
+        "--kind",
+        choices=("sequence", "set", "grid"),
+        help="what the tokens are: an ordered sequence, an unordered set, or a 2-D grid (asked when not given)",
+    )
     new.add_argument("--dir", type=Path, default=None, help="where to write it (default: ./attnlab-<name>)")
     check = sub.add_parser("check", help="run the plugin contract checks")
     check.add_argument("names", nargs="*", metavar="name", help="plugins to check (default: all)")
@@ -111,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "new":
-            return new_plugin(args.name, args.dir)
+            return new_plugin(args.name, args.dir, args.kind)
         if args.command == "check":
             return check_plugins(args.names)
         return list_plugins()

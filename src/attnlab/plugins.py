@@ -31,14 +31,15 @@ class Plugin:
         description: one line for ``attnlab-plugins``.
         config_dir: the plugin's Hydra config folder, added to the search path.
         frontends: the front-end classes it provides (produce ``Tokens``).
-        datamodules: the LightningDataModule classes it provides.
+        sources: the dataset source classes its front-ends read (``attnlab.data.Source``;
+            its own and any it reuses from another plugin), used by ``data.source``.
     """
 
     name: str
     description: str
     config_dir: Path
     frontends: tuple[type, ...] = field(default=())
-    datamodules: tuple[type, ...] = field(default=())
+    sources: tuple[type, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def problems(plugin: Plugin) -> list[str]:
     modality = Path(plugin.config_dir) / "modality" / f"{plugin.name}.yaml"
     if not modality.is_file():
         found.append(f"missing config {modality}")
-    for kind, classes in (("frontends", plugin.frontends), ("datamodules", plugin.datamodules)):
+    for kind, classes in (("frontends", plugin.frontends), ("sources", plugin.sources)):
         if not isinstance(classes, tuple) or not all(isinstance(c, type) for c in classes):
             found.append(f"{kind} must be a tuple of classes, got {classes!r}")
     return found

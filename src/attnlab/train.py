@@ -77,8 +77,10 @@ def _fit(
 def train(cfg: DictConfig) -> float | None:
     """Runs one job and returns the best value of ``cfg.optimized_metric`` in its direction (for sweepers)."""
     settings = run_settings(cfg)
-    goal = objective.of_config(cfg)  # an unknown metric fails here, before any data or training
-    jobs.annotate(objective=goal.as_record())
+    try:
+        goal: objective.Objective | None = objective.of_config(cfg)  # an unknown metric fails here, before any data
+    except objective.TaskUnknown:
+        goal = None  # the head follows data that says its task only once read: checked after set-up
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # Read the checkpoint first: a wrong path fails before any data is prepared.
@@ -89,6 +91,9 @@ def train(cfg: DictConfig) -> float | None:
 
     log.info("run folder: %s", run_dir)
     datamodule, info = build_datamodule(cfg, "fit")
+    if goal is None:
+        goal = objective.of_config(cfg)
+    jobs.annotate(objective=goal.as_record())
     log.info("data: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
     with data_info(info):
         validate.check_config(cfg)  # again, now that ${from_data:...} values resolve

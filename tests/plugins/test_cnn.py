@@ -8,7 +8,7 @@ import torch
 from attnlab import plugins
 from attnlab.errors import ConfigError
 from attnlab_cnn import ConvStem
-from attnlab_vision import ImageDataModule
+from attnlab_vision import SOURCES
 
 
 def test_conv_stem_turns_an_image_into_a_grid_of_tokens():
@@ -25,5 +25,5 @@ def test_conv_stem_checks_the_image_size():
 
 def test_cnn_reuses_the_vision_datasets():
     cnn = plugins.get("cnn")
-    assert cnn.datamodules == (ImageDataModule,)
+    assert cnn.sources == SOURCES == plugins.get("vision").sources
     assert not (cnn.config_dir / "data").exists()

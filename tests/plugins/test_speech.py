@@ -8,8 +8,18 @@ import soundfile
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
+from attnlab.data import DataModule
 from attnlab.errors import ConfigError, DataError
-from attnlab_speech import AudioDataModule, Features, Generation, SpeechFrontend
+from attnlab_speech import (
+    AudioFolder,
+    DigitGeneration,
+    DigitStringGeneration,
+    Features,
+    SpeechCommands,
+    SpeechFrontend,
+    SpokenDigits,
+    SpokenDigitStrings,
+)
 from attnlab_speech.audio import MIN_SECONDS, collate_audio, read_audio
 from attnlab_speech.subsample import LAYERS, ConvSubsampling
 
@@ -136,46 +146,82 @@ def test_bad_frontend_settings_fail_clearly():
         Features(RATE, kind="mfcc")
 
 
-def small_digits(tmp_path, dataset: str = "spoken_digits") -> AudioDataModule:
-    gen = Generation(per_voice=1, count=40, accents=("en-us", "en"), variants=("m1", "m3", "f1", "f4", "m7"))
-    dm = AudioDataModule(dataset, root=str(tmp_path), batch_size=8, generation=gen)
+SMALL = dict(accents=("en-us", "en"), variants=("m1", "m3", "f1", "f4", "m7"))
+
+
+def small_digits(tmp_path, strings: bool = False) -> DataModule:
+    if strings:
+        source = SpokenDigitStrings(root=str(tmp_path), generation=DigitStringGeneration(count=40, **SMALL))
+    else:
+        source = SpokenDigits(root=str(tmp_path), generation=DigitGeneration(per_voice=1, **SMALL))
+    dm = DataModule(source, batch_size=8, seed=0)
     dm.setup()
     return dm
 
 
 def voices(split) -> set[str]:
-    return {path.name.rsplit("_t", 1)[0] for path, _ in split}
+    return {
+        path.name.rsplit("_t", 1)[0] for path, _ in (split.examples.dataset.items[i] for i in split.examples.indices)
+    }
 
 
 def test_spoken_digits_hold_out_whole_voices(tmp_path):
     dm = small_digits(tmp_path)
-    train, val, test = (voices(getattr(dm.splits, s)) for s in ("train", "val", "test"))
+    train, val, test = (voices(dm.split(s)) for s in ("train", "val", "test"))
     assert train and val and test and not (train & val or train & test or val & test)
-    assert len(dm.splits.train) + len(dm.splits.val) + len(dm.splits.test) == 10 * 10
-    assert dm.data_info() == {"num_classes": 10, "sample_rate": RATE}
+    assert sum(len(dm.split(s)) for s in ("train", "val", "test")) == 10 * 10
+    assert dm.data_info() == {
+        "task": "sequence",
+        "num_classes": 10,
+        "class_names": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+        "sample_rate": RATE,
+    }
     batch = next(iter(dm.train_dataloader()))
     assert batch["inputs"].shape[0] == 8 and batch["lengths"].max() == batch["inputs"].shape[1]
 
 
 def test_digit_strings_are_label_sequences(tmp_path):
-    dm = small_digits(tmp_path, "spoken_digit_strings")
+    dm = small_digits(tmp_path, strings=True)
+    assert dm.spec.task == "label_sequence"
     batch = next(iter(dm.train_dataloader()))
     lengths = batch["target_lengths"]
     assert ((lengths >= 3) & (lengths <= 8)).all()
     assert (batch["target"][0, : lengths[0]] >= 0).all() and (batch["target"][0, lengths[0] :] == -100).all()
 
 
-def test_audiofolder_reads_label_folders(tmp_path):
+def write_label_folders(root, per_label=10, rate=22050):
     for label, freq in (("high", 900), ("low", 200)):
-        (tmp_path / label).mkdir()
-        for i in range(10):
-            soundfile.write(tmp_path / label / f"{i}.flac", tone(0.3 + 0.01 * i, freq).numpy(), 22050)
-    dm = AudioDataModule("audiofolder", root=str(tmp_path), val_fraction=0.2, test_fraction=0.2)
+        (root / label).mkdir(parents=True)
+        for i in range(per_label):
+            soundfile.write(root / label / f"{i}.flac", tone(0.3 + 0.01 * i, freq).numpy(), rate)
+
+
+def test_audiofolder_reads_label_folders(tmp_path):
+    write_label_folders(tmp_path)
+    dm = DataModule(AudioFolder(root=str(tmp_path), val_fraction=0.2, test_fraction=0.2), seed=0)
     dm.setup()
-    assert dm.data_info()["num_classes"] == 2
-    assert [len(dm.splits.train), len(dm.splits.val), len(dm.splits.test)] == [12, 4, 4]
+    assert dm.data_info()["num_classes"] == 2 and dm.class_names == ["high", "low"]
+    assert [len(dm.split(s)) for s in ("train", "val", "test")] == [12, 4, 4]
+
+
+def test_pooled_logmel_features_separate_high_from_low(tmp_path):
+    write_label_folders(tmp_path)
+    dm = DataModule(AudioFolder(root=str(tmp_path), val_fraction=0.2, test_fraction=0.2), seed=0)
+    features, labels = dm.raw_features("train")
+    assert features.shape == (12, 80) and np.isfinite(features).all()
+    # a 900 Hz tone puts its energy in higher mel bands than a 200 Hz one: the mean log-mel peak says which
+    peak = features[:, :40].argmax(axis=1)
+    high, low = peak[labels == 0], peak[labels == 1]
+    assert high.min() > low.max()
 
 
 def test_speechcommands_without_data_fails_clearly(tmp_path):
-    with pytest.raises(DataError, match="does not exist; point data.root at the folder holding SpeechCommands"):
-        AudioDataModule("speechcommands", root=str(tmp_path / "nope")).setup()
+    with pytest.raises(DataError, match="does not exist; point data.source.root at the folder holding SpeechCommands"):
+        DataModule(SpeechCommands(root=str(tmp_path / "nope"))).setup()
+
+
+def test_a_generation_key_of_the_other_dataset_is_refused():
+    with pytest.raises(TypeError, match="count"):
+        DigitGeneration(count=5)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="data.source.sample_rate=0 must be >= 1"):
+        AudioFolder(root=".", sample_rate=0)

@@ -14,12 +14,20 @@ from hydra.utils import instantiate
 import attnlab_text
 from attnlab import config
 from attnlab.build import build_model, run_settings
-from attnlab_text import TextDataModule
+from attnlab.data import DataModule
+from attnlab.tasks import AUTO, head_task
+from attnlab_text import TextSource
 from conftest import compose_config
 
 CONF = Path(attnlab_text.__file__).parent / "conf"
 FILES = sorted(str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml"))
-INFO = {"num_classes": 10, "vocab_size": 40, "pad_id": 0}
+INFO = {"task": "sequence", "num_classes": 10, "class_names": list("0123456789"), "vocab_size": 40, "pad_id": 0}
+
+
+def task_for(cfg, default: str) -> str:
+    """The task an explicitly chosen head fits (so that every file's head builds), else ``default``."""
+    target = cfg.head._target_
+    return default if target == AUTO else head_task(target)
 
 
 def overrides(rel: str) -> list[str]:
@@ -34,8 +42,9 @@ def test_text_config_composes_and_every_key_is_read(rel, tmp_path):
     cfg = compose_config(overrides(rel), output_dir=tmp_path)
     run_settings(cfg)
     datamodule = instantiate(cfg.data)  # constructing reads every key; set-up is tested per dataset
-    assert isinstance(datamodule, TextDataModule) and datamodule.save_dir == tmp_path
-    with config.data_info(INFO):
+    assert isinstance(datamodule, DataModule) and isinstance(datamodule.source, TextSource)
+    assert datamodule.save_dir == tmp_path
+    with config.data_info({**INFO, "task": task_for(cfg, INFO["task"])}):
         model = build_model(cfg)
     optimizer = model.optimizer_factory(model.parameters())
     model.scheduler_factory(optimizer, total_steps=10)
@@ -45,6 +54,6 @@ def test_text_config_composes_and_every_key_is_read(rel, tmp_path):
 def test_tokenizer_choice_reaches_the_data_config(tmp_path):
     for name, cls in (("byte", "ByteTokenizer"), ("bpe", "BPETokenizer"), ("wordpiece", "WordPieceTokenizer")):
         cfg = compose_config(["modality=text", f"tokenizer={name}"], output_dir=tmp_path)
-        assert type(instantiate(cfg.data).tokenizer).__name__ == cls
+        assert type(instantiate(cfg.data).source.tokenizer).__name__ == cls
     default = compose_config(["modality=text"], output_dir=tmp_path)
-    assert type(instantiate(default.data).tokenizer).__name__ == "WordTokenizer"
+    assert type(instantiate(default.data).source.tokenizer).__name__ == "WordTokenizer"

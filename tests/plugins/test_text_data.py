@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from attnlab.data import BadItems, DataModule
 from attnlab.errors import ConfigError, DataError
-from attnlab.heads import IGNORE_INDEX
+from attnlab.types import IGNORE_INDEX
 from attnlab_text import (
     BPETokenizer,
     ByteTokenizer,
@@ -22,7 +24,6 @@ from attnlab_text import (
     HFDataset,
     ListOps,
     ListOpsGeneration,
-    TextDataModule,
     TextFiles,
     TokenEmbedding,
     WordTokenizer,
@@ -104,16 +105,16 @@ def write_lra_files(folder) -> None:
 
 def test_official_lra_files_in_root_are_read_instead_of_generated(tmp_path):
     write_lra_files(tmp_path)
-    raw = ListOps(root=str(tmp_path)).load()
+    raw = ListOps(root=str(tmp_path)).read(BadItems())
     assert raw.train.texts[0] == "[MAX 2 9 [MIN 4 7 ] 0 ]" and raw.train.targets[:3] == ["9", "3", "3"]
     assert raw.labels == [str(v) for v in range(10)] and not (tmp_path / "listops").exists()
-    kept = ListOps(root=str(tmp_path), parentheses=True).load()
+    kept = ListOps(root=str(tmp_path), parentheses=True).read(BadItems())
     assert kept.train.texts[0].startswith("( ( ( ( [MAX 2 )")
 
 
 def test_listops_depth_labels_every_token(tmp_path):
     write_lra_files(tmp_path)
-    raw = ListOps(root=str(tmp_path), labels="depth", generation=SMALL).load()
+    raw = ListOps(root=str(tmp_path), labels="depth", generation=SMALL).read(BadItems())
     assert raw.per_token and raw.train.words[0] == ["[MAX", "2", "9", "[MIN", "4", "7", "]", "0", "]"]
     assert raw.train.targets[0] == ["1", "1", "1", "2", "2", "2", "2", "1", "1"]
     assert raw.labels == ["1", "2", "3", "4"]
@@ -124,12 +125,18 @@ def test_listops_depth_labels_every_token(tmp_path):
 # --- the user's files ---------------------------------------------------------------
 
 
-def module(source, tmp_path=None, tokenizer=None, batch_size=4, **kwargs) -> TextDataModule:
+def module(source, tmp_path=None, tokenizer=None, batch_size=4, max_length=512, **kwargs) -> DataModule:
     save = str(tmp_path / "run") if tmp_path is not None else None
     tokenizer = tokenizer or WordTokenizer(min_frequency=1)
-    dm = TextDataModule(source, tokenizer, batch_size=batch_size, save_dir=save, **kwargs)
+    source = dataclasses.replace(source, tokenizer=tokenizer, max_length=max_length)
+    dm = DataModule(source, batch_size=batch_size, save_dir=save, seed=0, **{"bucket": True, **kwargs})
     dm.setup()
     return dm
+
+
+def examples(dm: DataModule, split: str) -> list[dict]:
+    data = dm.split(split).examples
+    return [data[i] for i in range(len(data))]
 
 
 REVIEWS = [("great fun", "pos"), ("dull and slow", "neg"), ("loved it", "pos"), ("boring", "neg")] * 5
@@ -148,22 +155,24 @@ def test_csv_tsv_and_jsonl_with_string_labels_and_the_mapping_saved(tmp_path):
         label_column="stars",
     )
     dm = module(source, tmp_path)
-    assert dm.labels == ["neg", "pos"] and dm.data_info()["num_classes"] == 2
-    assert [len(dm.data[s]) for s in ("train", "val", "test")] == [20, 2, 4]
+    assert dm.class_names == ["neg", "pos"] and dm.data_info()["num_classes"] == 2
+    assert [len(dm.split(s)) for s in ("train", "val", "test")] == [20, 2, 4]
     assert json.loads((tmp_path / "run" / "labels.json").read_text()) == {"labels": ["neg", "pos"]}
     assert (tmp_path / "run" / "tokenizer" / "tokenizer.json").is_file()
-    assert [dm.data["test"][i]["target"] for i in range(4)] == [1, 0, 1, 0]
+    assert [ex["target"] for ex in examples(dm, "test")] == [1, 0, 1, 0]
 
 
 def test_missing_splits_are_cut_by_seed_stratified(tmp_path):
     (tmp_path / "all.csv").write_text("text,label\n" + "".join(f"{t} {i},{y}\n" for i, (t, y) in enumerate(REVIEWS)))
     source = TextFiles(train=str(tmp_path / "all.csv"), val_fraction=0.2, test_fraction=0.2, split_seed=1)
-    a, b = source.load(), source.load()
+    a, b = source.read(BadItems()), source.read(BadItems())
     assert (
         a.test.texts == b.test.texts and len(a.test.texts) == 4 and sorted(a.test.targets) == ["neg"] * 2 + ["pos"] * 2
     )
     assert set(a.train.texts).isdisjoint(a.val.texts + a.test.texts)
-    other = TextFiles(train=str(tmp_path / "all.csv"), val_fraction=0.2, test_fraction=0.2, split_seed=2).load()
+    other = TextFiles(train=str(tmp_path / "all.csv"), val_fraction=0.2, test_fraction=0.2, split_seed=2).read(
+        BadItems()
+    )
     assert other.test.texts != a.test.texts
 
 
@@ -180,7 +189,7 @@ def test_a_label_in_test_that_train_never_saw_is_named(tmp_path):
 def test_a_missing_column_lists_the_columns_found(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"sentence": "hi", "label": 1}\n')
     with pytest.raises(DataError, match=r"train.jsonl:1: no column 'text'; columns found: sentence, label"):
-        TextFiles(train=str(tmp_path / "train.jsonl")).load()
+        TextFiles(train=str(tmp_path / "train.jsonl")).read(BadItems())
 
 
 def test_invalid_utf8_is_replaced_and_counted_never_fatal(tmp_path, caplog):
@@ -189,7 +198,7 @@ def test_invalid_utf8_is_replaced_and_counted_never_fatal(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         dm = module(TextFiles(train=str(tmp_path / "train.csv")), tokenizer=ByteTokenizer())
     assert "train.csv: 19 invalid UTF-8 sequence(s) replaced with U+FFFD" in caplog.text
-    assert sum(len(dm.data[s]) for s in ("train", "val", "test")) == 19
+    assert sum(len(dm.split(s)) for s in ("train", "val", "test")) == 19
 
 
 def test_empty_texts_and_whitespace_only_lines(tmp_path, caplog):
@@ -200,16 +209,23 @@ def test_empty_texts_and_whitespace_only_lines(tmp_path, caplog):
     assert (
         "skipped 2 blank line(s)" in caplog.text and "empty text(s) are encoded as a single <cls> token" in caplog.text
     )
-    lengths = [len(dm.data[s][i]["inputs"]) for s in ("train", "val", "test") for i in range(len(dm.data[s]))]
+    lengths = [len(ex["inputs"]) for s in ("train", "val", "test") for ex in examples(dm, s)]
     assert len(lengths) == 19 and min(lengths) == 1
     batch = next(iter(dm.train_dataloader()))
     assert (batch["lengths"] >= 1).all()
 
 
+def read_strictly(source) -> None:
+    """Read with ``data.bad_files=error``: the first bad row stops it, named."""
+    bad = BadItems("error")
+    source.read(bad)
+    bad.settle()
+
+
 def test_an_empty_label_is_an_error_with_the_line(tmp_path):
     (tmp_path / "train.csv").write_text("text,label\nfine,a\nno label,\n")
     with pytest.raises(DataError, match=r"train.csv:3: empty label in column 'label'"):
-        TextFiles(train=str(tmp_path / "train.csv")).load()
+        read_strictly(TextFiles(train=str(tmp_path / "train.csv")))
 
 
 def test_truncation_is_logged_once_per_split(tmp_path, caplog):
@@ -217,8 +233,8 @@ def test_truncation_is_logged_once_per_split(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         dm = module(TextFiles(train=str(tmp_path / "train.csv")), max_length=3)
     notes = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
-    assert len(notes) == 3 and all("longer than data.max_length=3" in n for n in notes)
-    assert max(len(dm.data["train"][i]["inputs"]) for i in range(len(dm.data["train"]))) == 3
+    assert len(notes) == 3 and all("longer than data.source.max_length=3" in n for n in notes)
+    assert max(len(ex["inputs"]) for ex in examples(dm, "train")) == 3
 
 
 # --- CoNLL --------------------------------------------------------------------------
@@ -237,17 +253,27 @@ Blackburn NNP I-PER
 
 def test_conll_reads_sentences_and_the_label_column(tmp_path):
     (tmp_path / "train.conll").write_text(CONLL * 6)
-    raw = CoNLL(train=str(tmp_path / "train.conll"), label_column=1, val_fraction=0.25, test_fraction=0.25).load()
+    raw = CoNLL(train=str(tmp_path / "train.conll"), label_column=1, val_fraction=0.25, test_fraction=0.25).read(
+        BadItems()
+    )
     assert raw.per_token and len(raw.train.words) + len(raw.val.words) + len(raw.test.words) == 12
     assert ["EU", "rejects", "German", "lamb"] in raw.train.words + raw.val.words + raw.test.words
-    ner = CoNLL(train=str(tmp_path / "train.conll"), test=str(tmp_path / "train.conll")).load()
+    ner = CoNLL(train=str(tmp_path / "train.conll"), test=str(tmp_path / "train.conll")).read(BadItems())
     assert ner.test.targets[1] == ["B-PER", "I-PER"]
 
 
 def test_a_ragged_conll_line_names_file_and_line(tmp_path):
     (tmp_path / "bad.conll").write_text("EU NNP B-ORG\nrejects O\n")
     with pytest.raises(DataError, match=r"bad.conll:2: 2 columns, but line 1 has 3"):
-        CoNLL(train=str(tmp_path / "bad.conll")).load()
+        read_strictly(CoNLL(train=str(tmp_path / "bad.conll")))
+
+
+def test_a_ragged_conll_line_leaves_its_sentence_out_when_skipping(tmp_path):
+    (tmp_path / "some.conll").write_text("EU NNP B-ORG\nrejects O\n\nPeter NNP B-PER\n")
+    bad = BadItems("skip")
+    raw = CoNLL(train=str(tmp_path / "some.conll"), test=str(tmp_path / "some.conll"), val=str(tmp_path / "some.conll"))
+    assert raw.read(bad).train.words == [["Peter"]]
+    assert [where for where, _ in bad.items] == [f"{tmp_path / 'some.conll'}:2"] * 3
 
 
 def test_conll_subword_labels_go_to_the_first_piece(tmp_path):
@@ -256,9 +282,9 @@ def test_conll_subword_labels_go_to_the_first_piece(tmp_path):
         train=str(tmp_path / "train.conll"), test=str(tmp_path / "train.conll"), val=str(tmp_path / "train.conll")
     )
     dm = module(source, tokenizer=BPETokenizer(vocab_size=265, min_frequency=1))
-    item = dm.data["test"][0]  # EU rejects German lamb
+    item = examples(dm, "test")[0]  # EU rejects German lamb
     labelled = item["target"][item["target"] != IGNORE_INDEX]
-    assert [dm.labels[i] for i in labelled] == ["B-ORG", "O", "B-MISC", "O"]
+    assert [dm.class_names[i] for i in labelled] == ["B-ORG", "O", "B-MISC", "O"]
     assert len(item["inputs"]) > 4 + 3, "BPE with a tiny vocabulary splits words (and keeps the spaces)"
     batch = next(iter(dm.test_dataloader()))
     assert batch["target"].shape == batch["inputs"].shape
@@ -271,7 +297,7 @@ def test_conll_subword_labels_go_to_the_first_piece(tmp_path):
 def test_hf_without_the_datasets_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
     with pytest.raises(ConfigError, match=r"pip install 'attnlab\[hf\]'"):
-        HFDataset(name="imdb").load()
+        HFDataset(name="imdb").read(BadItems())
 
 
 def test_hf_without_network_or_cache_fails_quickly_and_clearly(monkeypatch, tmp_path):
@@ -279,7 +305,7 @@ def test_hf_without_network_or_cache_fails_quickly_and_clearly(monkeypatch, tmp_
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     start = time.monotonic()
     with pytest.raises(DataError, match=r"'imdb' is not in .* and the Hub \(http://127.0.0.1:9\) cannot be reached"):
-        HFDataset(name="imdb", cache_dir=str(tmp_path / "cache"), timeout=2.0).load()
+        HFDataset(name="imdb", cache_dir=str(tmp_path / "cache"), timeout=2.0).read(BadItems())
     assert time.monotonic() - start < 10
 
 
@@ -290,10 +316,10 @@ def test_hf_local_folder_with_string_labels(monkeypatch, tmp_path):
     data.mkdir()
     for split, rows in (("train", REVIEWS), ("test", REVIEWS[:4])):
         (data / f"{split}.jsonl").write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
-    raw = HFDataset(name=str(data), cache_dir=str(tmp_path / "cache"), text_column="text").load()
+    raw = HFDataset(name=str(data), cache_dir=str(tmp_path / "cache"), text_column="text").read(BadItems())
     assert len(raw.train.texts) + len(raw.val.texts) == 20 and raw.test.targets == ["pos", "neg", "pos", "neg"]
     with pytest.raises(DataError, match=r"no column 'review'; columns found: text, label"):
-        HFDataset(name=str(data), cache_dir=str(tmp_path / "cache"), text_column="review").load()
+        HFDataset(name=str(data), cache_dir=str(tmp_path / "cache"), text_column="review").read(BadItems())
 
 
 # --- batches and the front-end ------------------------------------------------------
@@ -324,7 +350,7 @@ def test_token_embedding_masks_padding_and_ignores_what_is_behind_it():
 
 def test_bucketed_batches_cover_every_example_once(tmp_path):
     dm = module(ListOps(root=str(tmp_path), generation=SMALL), batch_size=16)
-    seen = [i for batch in dm.train_dataloader().batch_sampler for i in batch]
+    seen = [i for batch in dm.train_dataloader().batch_sampler for _, i in batch]  # (epoch, index) keys
     assert sorted(seen) == list(range(300))
 
     def padded(loader) -> int:
@@ -343,18 +369,43 @@ def test_a_saved_tokenizer_is_loaded_instead_of_trained(tmp_path):
     for split in ("val", "test"):
         (other / f"basic_{split}.tsv").write_text((tmp_path / "basic_test.tsv").read_text())
     again = module(ListOps(root=str(other)), tmp_path)  # same run folder: same vocabulary, not retrained
-    assert again.tokenizer.vocab_size == first.tokenizer.vocab_size
-    assert np.array_equal(again.data["test"][0]["inputs"], first.data["test"][0]["inputs"])
+    assert again.source.tokenizer.vocab_size == first.source.tokenizer.vocab_size
+    assert np.array_equal(examples(again, "test")[0]["inputs"], examples(first, "test")[0]["inputs"])
 
 
 def test_a_csv_row_with_too_many_fields_names_its_line(tmp_path):
     (tmp_path / "train.csv").write_text("text,label\nfine,a\nhello, world,b\n")
     with pytest.raises(DataError, match=r"train.csv:3: 3 fields, but the header has 2 \(text, label\)"):
-        TextFiles(train=str(tmp_path / "train.csv")).load()
+        read_strictly(TextFiles(train=str(tmp_path / "train.csv")))
+
+
+def test_rows_that_cannot_be_parsed_are_left_out_counted_and_listed(tmp_path, caplog):
+    good = "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(20))
+    (tmp_path / "train.csv").write_text("text,label\n" + good + "hello, world,b\nno label,\n")
+    with caplog.at_level(logging.WARNING):
+        dm = module(TextFiles(train=str(tmp_path / "train.csv")), tmp_path)
+    assert sum(len(dm.split(s)) for s in ("train", "val", "test")) == 20
+    listed = (tmp_path / "run" / "bad_files.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in listed] == [f"{tmp_path / 'train.csv'}:{n}" for n in (22, 23)]
+    warnings = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("left out 2 input(s) that cannot be read")
 
 
 def test_listops_depth_beyond_the_setting_says_which_setting_to_raise(tmp_path):
     write_lra_files(tmp_path)
     shallow = ListOpsGeneration(max_depth=2)
     with pytest.raises(DataError, match=r"basic_train.tsv:2: nesting depth 2 needs generation.max_depth >= 3"):
-        ListOps(root=str(tmp_path), labels="depth", generation=shallow).load()
+        ListOps(root=str(tmp_path), labels="depth", generation=shallow).read(BadItems())
+
+
+def test_raw_features_are_token_counts(tmp_path):
+    write_lra_files(tmp_path)
+    dm = module(ListOps(root=str(tmp_path)), tmp_path)
+    features, labels = dm.raw_features("test")
+    rows = examples(dm, "test")
+    assert features.shape == (3, dm.source.tokenizer.vocab_size) and labels.tolist() == [ex["target"] for ex in rows]
+    for i, ex in enumerate(rows):
+        counts = np.zeros(features.shape[1])
+        for token in ex["inputs"]:
+            counts[token] += 1
+        assert np.array_equal(features[i].toarray().ravel(), counts)

@@ -25,7 +25,11 @@ def read_metrics(run) -> dict[str, float]:
 
 
 def test_sequence_labelling_with_bpe_and_eval_uses_the_saved_tokenizer(make_config, tmp_path):
-    train(make_config("modality=text", "tokenizer=bpe", "data.tokenizer.vocab_size=280", *FAST, *SMALL, "logger=csv"))
+    train(
+        make_config(
+            "modality=text", "tokenizer=bpe", "data.source.tokenizer.vocab_size=280", *FAST, *SMALL, "logger=csv"
+        )
+    )
     run = tmp_path / "run"
     trained = read_metrics(run)
     saved = yaml.safe_load((run / "config.yaml").read_text())
@@ -55,9 +59,11 @@ def test_conll_tagging_with_wordpiece(make_config, tmp_path):
     rows = ["EU B-ORG", "rejects O", "German B-MISC", "lamb O", "", "Peter B-PER", "Blackburn I-PER", ""]
     (tmp_path / "train.conll").write_text("\n".join(rows * 20) + "\n")
     files = [f"data.source.{s}={tmp_path / 'train.conll'}" for s in ("train", "val", "test")]
-    train(make_config("modality=text", "data=conll", "head=token", "tokenizer=wordpiece", *files, *FAST, "logger=csv"))
+    train(make_config("modality=text", "data=conll", "tokenizer=wordpiece", *files, *FAST, "logger=csv"))  # no head=
     metrics = read_metrics(tmp_path / "run")
     assert metrics["test/acc"] >= 0.0 and "test/f1" in metrics
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["head"]["_target_"] == "attnlab.heads.TokenHead"  # the data's task chose it
     assert json.loads((tmp_path / "run" / "labels.json").read_text())["labels"] == [
         "B-MISC",
         "B-ORG",

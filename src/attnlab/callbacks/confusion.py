@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,9 +19,8 @@ from attnlab.validate import WritableFolder
 log = logging.getLogger(__name__)
 
 
-def class_names(datamodule: object, n: int) -> list[str]:
-    """The datamodule's ``class_names`` when it has ``n`` of them, else ``0 .. n-1``."""
-    names = getattr(datamodule, "class_names", None)
+def class_names(names: Sequence[str] | None, n: int) -> list[str]:
+    """``names`` when there are ``n`` of them, else ``0 .. n-1``."""
     if names is not None and len(names) == n:
         return [str(name) for name in names]
     return [str(i) for i in range(n)]
@@ -56,11 +56,18 @@ class ConfusionMatrix(pl.Callback):
     Args:
         dirpath: the run folder; files are ``confusion_matrix.csv`` and ``.png``.
         max_labels: up to this many classes the plot names them and prints the counts.
+        class_names: the data's class names (``${from_data:class_names}``); None numbers them.
     """
 
-    def __init__(self, dirpath: Annotated[str, WritableFolder()], max_labels: Annotated[int, Ge(1)] = 30) -> None:
+    def __init__(
+        self,
+        dirpath: Annotated[str, WritableFolder()],
+        max_labels: Annotated[int, Ge(1)] = 30,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         self.dirpath = Path(dirpath)
         self.max_labels = max_labels
+        self.class_names = list(class_names) if class_names is not None else None
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metric = getattr(pl_module, "test_confusion", None)
@@ -70,7 +77,7 @@ class ConfusionMatrix(pl.Callback):
         metric.reset()
         if not trainer.is_global_zero:
             return
-        names = class_names(trainer.datamodule, matrix.shape[0])
+        names = class_names(self.class_names, matrix.shape[0])
         self.dirpath.mkdir(parents=True, exist_ok=True)
         write_csv(matrix, names, self.dirpath / "confusion_matrix.csv")
         png = self.dirpath / "confusion_matrix.png"

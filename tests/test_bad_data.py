@@ -113,6 +113,7 @@ class Case:
     overrides: list[str]
     message: str
     extra: list[str] = field(default_factory=list)
+    composed: bool = True  # False: refused once composed, before the job starts (no job.json)
 
 
 def images(tmp: Path) -> None:
@@ -344,8 +345,13 @@ CASES: dict[str, Case] = {
         images, [*IMG, "data.source.val_fraction=0.05"], "data.source.val_fraction=0.05 gives 1 of 16 examples"
     ),
     "test folder with other classes": Case(other_test_classes, IMG, "{tmp}/imgs/test has classes ['china', 'tulip']"),
-    "image size 0": Case(images, [*IMG, "data.source.image_size=0"], "data.source.image_size=0 must be >= 1"),
-    "unknown bad_files policy": Case(images, [*IMG, "data.bad_files=ignore"], "data.bad_files='ignore' is unknown"),
+    # settings refused once composed, before the job starts (attnlab.validate)
+    "image size 0": Case(
+        images, [*IMG, "data.source.image_size=0"], "data.source.image_size=0: must be an integer >= 1", composed=False
+    ),
+    "unknown bad_files policy": Case(
+        images, [*IMG, "data.bad_files=ignore"], "data.bad_files=ignore: must be one of skip, error", composed=False
+    ),
     "cifar root without cifar": Case(
         images, ["data=cifar10", "data.source.root={tmp}/imgs"], "data.source.root={tmp}/imgs holds no CIFAR-10 data"
     ),
@@ -358,7 +364,12 @@ CASES: dict[str, Case] = {
     "wav symlink loop, strict": Case(with_wav_loop, WAV + STRICT, "{tmp}/wavs/mono/loop_a.wav: a symlink loop"),
     "one label of audio": Case(one_label, WAV, "all 6 examples (mono 6) are of one class"),
     "audio root missing": Case(nothing, WAV, "data.source.root={tmp}/wavs does not exist"),
-    "sample rate 0": Case(sounds, [*WAV, "data.source.sample_rate=0"], "data.source.sample_rate=0 must be >= 1"),
+    "sample rate 0": Case(
+        sounds,
+        [*WAV, "data.source.sample_rate=0"],
+        "data.source.sample_rate=0: must be an integer >= 1",
+        composed=False,
+    ),
     "speechcommands missing": Case(
         nothing, ["modality=speech", "data=speechcommands", "data.source.root={tmp}/sc"], "{tmp}/sc does not exist"
     ),
@@ -404,7 +415,10 @@ CASES: dict[str, Case] = {
         "label 'neutral' in the test split",
     ),
     "text max_length 0": Case(
-        nothing, [*TXT, "data.source.train={tmp}/t.csv", "data.source.max_length=0"], "max_length=0 must be >= 1"
+        nothing,
+        [*TXT, "data.source.train={tmp}/t.csv", "data.source.max_length=0"],
+        "data.source.max_length=0: must be an integer >= 1",
+        composed=False,
     ),
     "ragged conll, strict": Case(
         conll_ragged, ["modality=text", "data=conll", "data.source.train={tmp}/train.conll", *STRICT], "conll:4: 2 col"
@@ -416,7 +430,9 @@ CASES: dict[str, Case] = {
         lra_wrong_header, ["modality=text", "data.source.root={tmp}"], "expected LRA's header 'Source<TAB>Target'"
     ),
     # the modality the data needs
-    "a text dataset without modality=": Case(nothing, ["data=listops"], "is read by modality text, but this run's"),
+    "a text dataset without modality=": Case(
+        nothing, ["data=listops"], "is a dataset of modality text", composed=False
+    ),
     "speech data with the cnn modality": Case(nothing, ["modality=cnn", "data=spoken_digits"], "add modality=speech"),
     # the head the data needs
     "ctc on images": Case(nothing, ["head=ctc"], "head=ctc predicts a label sequence per example, but Digits has one"),
@@ -455,12 +471,15 @@ def prepare(name: str, tmp_path: Path) -> tuple[list[str], str, Path]:
     return argv, case.message.format(tmp=tmp_path), run
 
 
-def assert_one_line(code: object, stderr: str, message: str, run: Path) -> None:
+def assert_one_line(code: object, stderr: str, message: str, run: Path, composed: bool = True) -> None:
     assert code == 2, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if line.startswith("attnlab: error:")]
     assert len(errors) == 1 and message in errors[0], stderr[-3000:]
     assert (run / "notes.txt").read_text() == KEPT, "what the run folder held before is kept"
+    if not composed:  # refused before the job started: it wrote nothing
+        assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+        return
     status = json.loads((run / "job.json").read_text())
     assert status["status"] == "failed" and status["user_error"] and message in status["error"]
 
@@ -475,7 +494,7 @@ def test_bad_data_is_one_line_and_exit_2(name, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv, message, run = prepare(name, tmp_path)
     code, stderr = run_inprocess(argv, capsys)
-    assert_one_line(code, stderr, message, run)
+    assert_one_line(code, stderr, message, run, CASES[name].composed)
     if "strict" in name and "{tmp}/" in CASES[name].message:
         assert str(tmp_path) in (run / "bad_files.txt").read_text(), "the bad files are listed in the run folder"
 
@@ -487,7 +506,7 @@ def test_console_script_gives_the_same_line(name, tmp_path):
     argv, message, run = prepare(name, tmp_path)
     env = {**os.environ, "WANDB_MODE": "offline"}
     result = subprocess.run([str(BIN / "attnlab"), *argv], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert_one_line(result.returncode, result.stderr, message, run)
+    assert_one_line(result.returncode, result.stderr, message, run, CASES[name].composed)
 
 
 def test_one_corrupt_file_among_good_ones_trains_and_reports_the_count(tmp_path, capsys, monkeypatch):

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from attnlab import config
 from attnlab.errors import ConfigError
 from attnlab.heads import CTCHead, SequenceHead, TokenHead
-from attnlab.tasks import HEAD_OF_TASK, resolve_head
+from attnlab.tasks import AUTO, HEAD_OF_TASK, resolve_head
 from attnlab.train import train
 from attnlab.types import Head
 from conftest import FAST, compose_config
@@ -26,7 +26,7 @@ HEADS = {
 @pytest.mark.parametrize("task", sorted(HEADS))
 def test_auto_becomes_the_head_of_the_task_and_keeps_the_users_settings(task, tmp_path):
     cfg = compose_config(["head.dropout=0.25"], output_dir=tmp_path)
-    assert cfg.head._target_ == "auto"
+    assert cfg.head._target_ == AUTO
     resolve_head(cfg, task)
     assert cfg.head._target_ == HEADS[task] and cfg.head.dropout == 0.25
     expected = OmegaConf.load(config.CONFIG_DIR / "head" / f"{HEAD_OF_TASK[task]}.yaml")

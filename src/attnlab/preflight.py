@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from attnlab import jobs, plugins, validate
+from attnlab import jobs, validate
 from attnlab.errors import AttnlabError, ConfigError, fail
 
 T = TypeVar("T")
@@ -113,19 +113,14 @@ def check_dataset_modality(choices: Mapping[str, Any], overrides: Sequence[str])
     typed = _typed_keys(overrides)
     if data is None or modality is None or "data" not in typed or "modality" in typed or choices.get("experiment"):
         return
+    from attnlab.data.catalog import dataset_modalities  # its owner first, then modalities reading its sources
+
     homes = dataset_modalities(str(data))
     if homes and modality not in homes:
         raise ConfigError(
             f"data={data} is a dataset of modality {' or '.join(homes)}, not of the default modality={modality}; "
             f"pass modality={homes[0]} data={data}"
         )
-
-
-def dataset_modalities(name: str) -> list[str]:
-    """The modality plugins whose config folder holds ``data/<name>.yaml``."""
-    return [
-        m for m, p in sorted(plugins.available().items()) if (Path(p.config_dir) / "data" / f"{name}.yaml").is_file()
-    ]
 
 
 def _typed_keys(overrides: Sequence[str]) -> set[str]:

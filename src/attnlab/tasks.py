@@ -11,15 +11,29 @@ head that would.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, NoReturn
 
+from annotated_types import Interval
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from attnlab.errors import ConfigError
 from attnlab.types import TASKS, Task
 
-AUTO = "auto"
+
+def follow_the_data(
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0, pooling: Literal["auto", "cls", "mean"] = "auto"
+) -> NoReturn:
+    """``head=auto`` (``conf/head/auto.yaml``): the head of the data's task, never built itself.
+
+    :func:`resolve_head` replaces it when the data is set up. Its arguments are the settings
+    the task's head takes over (``pooling`` only for ``head=sequence``); being a real
+    signature, they are checked with every other value before the run starts.
+    """
+    raise ConfigError("head=auto is resolved to the data's head when the data is set up (attnlab.build)")
+
+
+AUTO = f"{__name__}.{follow_the_data.__name__}"
 """``head._target_`` of ``conf/head/auto.yaml``: resolved here, never instantiated."""
 
 HEAD_OF_TASK: dict[Task, str] = {"sequence": "sequence", "token": "token", "label_sequence": "ctc"}

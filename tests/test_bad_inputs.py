@@ -31,7 +31,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "batch_size_negative": (["data.batch_size=-5"], ["data.batch_size=-5", "integer >= 1"]),
     "batch_size_text": (["modality=text", "data.batch_size=abc"], ["data.batch_size=abc", "integer >= 1"]),
     "num_workers_negative": (["data.num_workers=-1"], ["data.num_workers=-1", "integer >= 0"]),
-    "fraction_above_one": (["data.val_fraction=1.5"], ["data.val_fraction=1.5", "in [0, 1)"]),
+    "fraction_above_one": (["data.source.val_fraction=1.5"], ["data.source.val_fraction=1.5", "in (0, 1)"]),
     "speech_batch_size": (["modality=speech", "data.batch_size=0"], ["data.batch_size=0", ">= 1"]),
     "lr_negative": (["optimizer.lr=-1"], ["optimizer (torch.optim.AdamW) rejected", "Invalid learning rate: -1"]),
     "lr_text": (["optimizer.lr=abc"], ["optimizer.lr=abc", "a number"]),
@@ -70,10 +70,10 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "added_lstm_key": (["backbone=lstm", "+backbone.layers=2"], ["backbone.layers", "RecurrentEncoder", "hidden"]),
     "added_top_level_key": (["+epochs=3"], ["epochs", "no setting 'epochs'", "seed"]),
     "added_optimizer_key": (["+optimizer.betas2=1"], ["optimizer.betas2", "did you mean betas?"]),
-    "interpolation_to_nothing": (["head.num_classes=${nope}"], ["head.num_classes=${nope}", "cannot be resolved"]),
+    "interpolation_to_nothing": (["backbone.dim=${nope}"], ["backbone.dim=${nope}", "cannot be resolved"]),
     "target_misspelt": (["optimizer._target_=torch.optim.Adamw"], ["torch.optim.Adamw does not exist", "'Adamw'"]),
     # Hydra's composition errors, as one line listing what would work
-    "group_option_unknown": (["backbone=nope"], ["backbone=nope", "gru, lstm, small, tiny"]),
+    "group_option_unknown": (["backbone=nope"], ["backbone=nope", "gru, lstm, none, small, tiny"]),
     "experiment_unknown": (["experiment=nope"], ["experiment=nope", "attention_zoo"]),
     "hydra_group_unknown": (["hydra/launcher=nope"], ["hydra/launcher=nope", "basic, joblib"]),
     "key_unknown": (["backbone.nope=1"], ["backbone.nope=1", "backbone=tiny", "no setting 'nope'", "depth"]),
@@ -211,7 +211,7 @@ def test_each_sweep_job_is_checked_before_its_work_and_recorded(tmp_path, monkey
     for job, value in (("0", "0"), ("1", "-3")):
         status = json.loads((sweep / job / "job.json").read_text())
         assert status["status"] == "failed" and status["user_error"], status
-        assert status["error"] == (f"data.batch_size={value}: must be an integer >= 1 (attnlab_vision.ImageDataModule)")
+        assert status["error"] == (f"data.batch_size={value}: must be an integer >= 1 (attnlab.data.DataModule)")
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -219,7 +219,8 @@ def test_eval_checks_the_data_settings_it_is_given(tmp_path, monkeypatch, capsys
     """``attnlab-eval``'s ``data.*`` go on top of the checkpoint's own: checked before any data is read."""
     from attnlab.callbacks import EmbedRunConfig
 
-    data = {"_target_": "attnlab_vision.ImageDataModule", "dataset": "digits", "image_size": 32, "batch_size": 8}
+    source = {"_target_": "attnlab_vision.Digits", "image_size": 32}
+    data = {"_target_": "attnlab.data.DataModule", "source": source, "batch_size": 8}
     ckpt = tmp_path / "best.ckpt"
     torch.save({EmbedRunConfig.KEY: {"config": {"data": data}, "data_info": {"num_classes": 10}}}, ckpt)
     monkeypatch.chdir(tmp_path)

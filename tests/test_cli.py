@@ -62,7 +62,7 @@ def test_python_dash_m_runs_into_hydra_run_dir(tmp_path):
 def test_ctrl_c_keeps_last_checkpoint_and_tells_how_to_resume(tmp_path):
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.ckpt"
-    small = ["data.image_size=32", "backbone.dim=32", "backbone.heads=2", "backbone.depth=1"]
+    small = ["data.source.image_size=32", "backbone.dim=32", "backbone.heads=2", "backbone.depth=1"]
     overrides = ["logger=csv", "trainer.max_epochs=200", "trainer.limit_train_batches=3", *small]
     proc = subprocess.Popen(
         [str(BIN / "attnlab"), *overrides, f"hydra.run.dir={run_dir}"],

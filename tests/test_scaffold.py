@@ -61,11 +61,12 @@ def test_the_package_has_every_file_and_no_placeholder_left(kind, tmp_path):
     assert "_target_: attnlab.data.DataModule" in text["sensor_rows_toy.yaml"]
     modality = text["sensor_rows.yaml"]
     expected = {
-        "sequence": ["channels: ${from_data:channels}", "positions: sinusoidal", "cls_token: false"],
-        "set": ["num_keys: ${from_data:num_keys}", "positions: none", "cls_token: true", "${from_data:key_names}"],
-        "grid": ["size: ${from_data:size}", "positions: sinusoidal", "cls_token: true"],
+        "sequence": ["channels: ${from_data:channels}"],  # the defaults: 1-D sin-cos positions, mean pooling
+        "set": ["num_keys: ${from_data:num_keys}", "attention_defaults:", "positions: none", "cls_token: true"],
+        "grid": ["size: ${from_data:size}", "attention_defaults:", "cls_token: true"],
     }[kind]
     assert all(line in modality for line in expected), modality
+    assert "\nbackbone:" not in modality  # a modality suggests (attention_defaults); it never writes backbone keys
 
 
 @pytest.mark.parametrize("kind", sorted(scaffold.KINDS))

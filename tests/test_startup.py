@@ -25,7 +25,7 @@ COMMANDS = {
     "config error": ["attnlab", "modality=nope"],
     "help": ["attnlab", "--help"],
     "plugins": ["attnlab-plugins"],
-    "new plugin": ["attnlab-plugins", "new", "probe_only", "--dir", "{tmp}/pkg"],
+    "new plugin": ["attnlab-plugins", "new", "probe_only", "--kind", "sequence", "--dir", "{tmp}/pkg"],
 }
 
 
@@ -94,7 +94,7 @@ def test_help_says_what_attnlab_is_and_shows_the_tour_and_the_groups(probes):
     assert f"== A tour ==\n{readme_tour()}\n" in out
     lines = out.split("\n")
     assert "modality: cnn, speech, text, vision" in lines  # plugins' groups and options too
-    assert "backbone: gru, lstm, small, tiny" in lines and "launcher: joblib, slurm" in lines
+    assert "backbone: gru, lstm, none, small, tiny" in lines and "launcher: joblib, slurm" in lines
     assert not any(line.startswith("hydra") for line in lines)
 
 

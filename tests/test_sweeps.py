@@ -129,8 +129,12 @@ def test_report_has_one_row_per_job_and_a_plot(grid):
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((sweep / "report.csv").open()))
     assert sorted(r["job"] for r in rows) == ["0", "1", "2", "3"]
-    accuracy = [float(r["val/acc"]) for r in rows]
-    assert accuracy == sorted(accuracy, reverse=True)  # best first: accuracy is higher-is-better
+    # Settings (jobs differing only in the seed) are ranked by their mean, best first: accuracy is higher-is-better.
+    means = {r["backbone.heads"]: float(r["setting_mean"]) for r in rows}
+    ranks = {r["backbone.heads"]: int(r["rank"].rstrip("=")) for r in rows}
+    assert sorted(means, key=lambda h: ranks[h]) == sorted(means, key=lambda h: -means[h])
+    for heads, mean in means.items():
+        assert mean == pytest.approx(sum(float(r["val/acc"]) for r in rows if r["backbone.heads"] == heads) / 2)
     for row in rows:
         job = sweep / row["job"]
         metrics = json.loads((job / "metrics.json").read_text())
@@ -160,7 +164,10 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
 def fake_job(folder: Path, metrics: dict[str, float] | None, objective: dict[str, str] | None = None) -> None:
     """A finished (metrics) or failed (None) job folder as a training run leaves it."""
     folder.mkdir(parents=True)
-    status = {"status": "completed" if metrics is not None else "failed", "overrides": [f"seed={folder.name}"]}
+    status = {
+        "status": "completed" if metrics is not None else "failed",
+        "overrides": [f"backbone.heads={folder.name}"],
+    }
     if objective is not None:
         status["objective"] = objective
     (folder / "job.json").write_text(json.dumps(status))
@@ -176,13 +183,17 @@ def test_report_ranks_best_first_in_the_objectives_direction(tmp_path):
     for name, loss in losses.items():
         metrics = None if loss is None else {"val/loss": loss, "test/loss": 1 - loss, "test/acc": loss}
         fake_job(tmp_path / name, metrics, {"metric": "val/loss", "mode": "min"})
+
+    def order(report) -> list[str]:
+        return [s.label.removeprefix("backbone.heads=") for s in report.settings]
+
     report = build_report(tmp_path)
     assert (report.metric, report.mode) == ("val/loss", "min")
-    assert [job.name for job in report.jobs] == ["2", "3", "0", "1"]  # lowest loss first, the failed job last
+    assert order(report) == ["2", "3", "0", "1"]  # lowest loss first, the failed job last
     # Another metric ranks in its own direction, as the head declares it.
-    assert [job.name for job in build_report(tmp_path, "test/loss").jobs] == ["0", "3", "2", "1"]
-    assert [job.name for job in build_report(tmp_path, "test/acc").jobs] == ["0", "3", "2", "1"]
-    with pytest.raises(ConfigError, match="--metric=val/accuracy is not logged by head SequenceHead"):
+    assert order(build_report(tmp_path, "test/loss")) == ["0", "3", "2", "1"]
+    assert order(build_report(tmp_path, "test/acc")) == ["0", "3", "2", "1"]
+    with pytest.raises(ConfigError, match="--metric val/accuracy is reported by no job"):
         build_report(tmp_path, "val/accuracy")
 
 

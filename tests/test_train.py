@@ -82,7 +82,7 @@ def test_a_metric_no_head_logs_fails_before_any_training(make_config, tmp_path):
 
 def test_speech_trains_with_a_recurrent_backbone(make_config, tmp_path):
     fast = [o for o in FAST if not o.startswith("backbone.heads")]  # an LSTM has no heads
-    small = ["data.generation.per_voice=1", "data.generation.variants=[m1,m3,f1]"]
+    small = ["data.source.generation.per_voice=1", "data.source.generation.variants=[m1,m3,f1]"]
     train(make_config("modality=speech", "backbone=lstm", *fast, *small, "logger=csv", "test=false"))
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["backbone"]["_target_"] == "attnlab.backbone.RecurrentEncoder" and "attention" not in saved["backbone"]

@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 from attnlab.config import data_value
 from attnlab.data import DataModule
 from attnlab.data.catalog import check_pairing
-from attnlab.errors import ConfigError
+from attnlab.errors import ConfigError, find_user_error
 from attnlab.module import AttnlabModule
 from attnlab.tasks import resolve_head
 from attnlab.validate import rejections
@@ -54,7 +54,8 @@ class RunSettings:
         compile: wrap the model's forward in ``torch.compile``.
         ckpt_path: resume training from this checkpoint.
         test: evaluate the best checkpoint on the test split after training.
-        optimized_metric: the metric the run returns (for sweepers) and ranks by.
+        optimized_metric: the metric the run returns (for sweepers) and ranks by; None until
+            the data is read when the head follows data that says its task only then.
         task_name: ``train`` or ``eval``; the W&B job type.
         tags: W&B tags.
         attention_maps: build ``callbacks.attention_maps`` (off: not built at all).
@@ -64,7 +65,7 @@ class RunSettings:
     compile: bool = False
     ckpt_path: str | None = None
     test: bool = True
-    optimized_metric: str = "val/acc"
+    optimized_metric: str | None = "val/acc"
     task_name: str = "train"
     tags: list[str] = field(default_factory=list)
     attention_maps: bool = False
@@ -76,10 +77,25 @@ def run_settings(cfg: DictConfig) -> RunSettings:
     unknown = sorted(set(cfg.keys()) - names - set(COMPONENTS))
     if unknown:
         raise ConfigError(f"unknown top-level config keys {unknown}; known: {sorted(names | set(COMPONENTS))}")
-    values = {k: cfg[k] for k in names if k in cfg}
+    values = {k: _setting(cfg, k) for k in names if k in cfg}
     if "tags" in values:
         values["tags"] = list(values["tags"] or [])
     return RunSettings(**values)
+
+
+def _setting(cfg: DictConfig, key: str) -> Any:
+    """``cfg[key]``; None for an ``optimized_metric`` known only once the data is read (head=auto
+    on data that says its task when it is read: :func:`attnlab.objective.of_config` then tells)."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from attnlab.objective import TaskUnknown
+
+    try:
+        return cfg[key]
+    except InterpolationResolutionError as exc:
+        if key == "optimized_metric" and isinstance(find_user_error(exc), TaskUnknown):
+            return None
+        raise
 
 
 def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[DataModule, dict[str, Any]]:

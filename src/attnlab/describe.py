@@ -44,7 +44,7 @@ def describe(annotation: Any) -> str:
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
         base, *meta = args
-        return " ".join([describe(base), *filter(None, (_constraint(m) for m in meta))])
+        return " ".join([describe(base), *filter(None, (_constraint(m) for m in _merged_bounds(meta)))])
     if origin in (typing.Union, UnionType) or origin is typing.Literal:
         return _alternatives(annotation)
     if origin in (list, tuple, set, frozenset) or origin in _SEQUENCES:
@@ -83,6 +83,19 @@ def _alternatives(annotation: Any) -> str:
     if unique:
         words.insert(0, f"one of {', '.join(unique)}" if len(unique) > 1 else unique[0])
     return " or ".join(words + (["null"] if nullable else []))
+
+
+def _merged_bounds(meta: list[Any]) -> list[Any]:
+    """Separate bounds (``Gt(0), Lt(1)``) as one interval, so they read ``in (0, 1)``."""
+    bounds: dict[str, Any] = {}
+    rest = []
+    for m in meta:
+        kind = next((k for k in _BOUNDS if isinstance(m, getattr(at, k.capitalize()))), None)
+        if kind is not None and kind not in bounds:
+            bounds[kind] = getattr(m, kind)
+        else:
+            rest.append(m)
+    return [at.Interval(**bounds), *rest] if len(bounds) > 1 else meta
 
 
 def _constraint(meta: Any) -> str | None:

@@ -85,12 +85,11 @@ def read_status(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def annotate(**fields: Any) -> None:
-    """Adds ``fields`` to the running job's ``job.json`` (no-op outside a Hydra job)."""
-    if not HydraConfig.initialized():
-        return
-    folder = job_dir()
-    write_status(folder, {**(read_status(folder) or {}), **fields})
+def annotate(folder: Path, **fields: Any) -> None:
+    """Adds ``fields`` to the ``job.json`` of the job running in ``folder`` (none there: nothing to add to)."""
+    status = read_status(folder)
+    if status is not None:
+        write_status(folder, {**status, **fields})
 
 
 def _update(folder: Path, record: dict[str, Any], **fields: Any) -> None:

@@ -101,10 +101,16 @@ def launcher_n_jobs() -> int | None:
 
 
 def configure() -> Threads:
-    """Sets torch's intra-op threads for this job and logs the count and its source in one line."""
+    """Sets torch's intra-op threads for this job and logs the count and its source in one line.
+
+    The line is an info line where the job gets less than the CPUs it may run on (a share,
+    or a thread variable), and a debug line where it simply takes them all.
+    """
     import torch
 
-    threads = plan(os.environ, affinity(), launcher_n_jobs())
+    cpus = affinity()
+    threads = plan(os.environ, cpus, launcher_n_jobs())
     torch.set_num_threads(threads.count)
-    log.info("threads: %d intra-op (%s)", threads.count, threads.reason)
+    level = logging.DEBUG if threads.reason == f"{cpus} CPUs by CPU affinity" else logging.INFO
+    log.log(level, "threads: %d intra-op (%s)", threads.count, threads.reason)
     return threads

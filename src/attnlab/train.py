@@ -93,7 +93,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule, info = build_datamodule(cfg, "fit")
     if goal is None:
         goal = objective.of_config(cfg)
-    jobs.annotate(objective=goal.as_record())
+    jobs.annotate(run_dir, objective=goal.as_record())
     log.info("data: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
     with data_info(info):
         validate.check_config(cfg)  # again, now that ${from_data:...} values resolve

@@ -24,10 +24,12 @@ Usage: attnlab [group=option ...] [key=value ...]        one run, in outputs/run
 
 TOUR = """\
 attnlab                                     # ViT, 16x16 patches, on digits upsampled to 128x128 (64 tokens)
-attnlab modality=cnn                        # the CNN baseline on the same data
+attnlab modality=cnn                        # the CNN baseline on the same data (backbone=none: no attention blocks)
+attnlab modality=cnn backbone=tiny          # a CNN + self-attention hybrid: a group you name wins whole
 attnlab modality=speech                     # keyword classification on synthesised spoken digits
 attnlab experiment=speech_ctc               # speech recognition of digit strings (CTC, test/cer)
 attnlab modality=text                       # ListOps (Long Range Arena), word tokens
+attnlab experiment=listops_full             # the same, with the settings docs/text.md measured (lr, epochs)
 attnlab modality=text tokenizer=bpe         # a BPE trained on the training split, saved in the run folder
 attnlab experiment=listops_window           # truncated attention as a negative control on ListOps
 attnlab backbone=small head.pooling=mean    # any config value, from the command line

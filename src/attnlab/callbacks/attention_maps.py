@@ -168,7 +168,8 @@ class AttentionMaps(pl.Callback):
                     path = folder / f"example{i}_{name}.png"
                     fig.savefig(path, dpi=100)
                     images.setdefault(name, []).append(path)
-        names = captions(batch, logits.cpu(), class_names(trainer.datamodule, logits.shape[-1]))
+        known = trainer.datamodule.class_names if trainer.datamodule is not None else None  # attnlab.data.DataModule
+        names = captions(batch, logits.cpu(), class_names(known, logits.shape[-1]))
         (folder / "captions.json").write_text(json.dumps(names, indent=2) + "\n")
         self.publish(trainer, "attention/test" if stage == "test" else "attention", images, names)
         return [p for paths in images.values() for p in paths]

@@ -90,7 +90,7 @@ def env(tmp_path_factory, wheel) -> Env:
     pip = ["python", "-m", "pip", "install", "-q", "--no-index", "--disable-pip-version-check"]
     installed = made.run(*pip, "--no-deps", "--ignore-installed", str(wheel))
     assert installed.returncode == 0, installed.stderr[-3000:]
-    scaffolded = made.run("attnlab-plugins", "new", PLUGIN, "--dir", str(tmp / "plugin"))
+    scaffolded = made.run("attnlab-plugins", "new", PLUGIN, "--kind", "sequence", "--dir", str(tmp / "plugin"))
     assert scaffolded.returncode == 0, scaffolded.stderr
     plugin = made.run(*pip, "--no-build-isolation", str(tmp / "plugin"))  # resolves attnlab>=0.1.0: the wheel's
     assert plugin.returncode == 0, plugin.stderr[-3000:]

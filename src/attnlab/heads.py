@@ -21,6 +21,23 @@ IGNORE_INDEX = -100
 
 POOLINGS = ("auto", "cls", "mean")
 
+SOFT_TARGET = "soft_target"
+"""Batch key of per-class target probabilities ``(B, C)`` (MixUp, CutMix): when present the
+sequence head's loss uses them, while ``target`` keeps the hard labels the metrics read."""
+
+
+def _check_smoothing(label_smoothing: float) -> float:
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ConfigError(f"head.label_smoothing={label_smoothing} must be in [0, 1)")
+    return label_smoothing
+
+
+def _refuse_soft_target(batch: Batch, head: str) -> None:
+    if SOFT_TARGET in batch:
+        raise ConfigError(
+            f"the batch has mixed soft targets (MixUp/CutMix), which head={head} cannot train on; use head=sequence"
+        )
+
 
 class SequenceHead(nn.Module):
     """One label per sequence from the CLS token or the mean of the real tokens.
@@ -33,12 +50,17 @@ class SequenceHead(nn.Module):
         num_classes: number of labels (from the data).
         pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``) or ``mean``.
         dropout: dropout before the classifier.
+        label_smoothing: share of each target's probability spread evenly over all classes
+            (Szegedy et al. 2016; ``F.cross_entropy(label_smoothing=)``); 0 turns it off.
     """
 
-    def __init__(self, dim: int, num_classes: int, pooling: str = "auto", dropout: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, num_classes: int, pooling: str = "auto", dropout: float = 0.0, label_smoothing: float = 0.0
+    ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigError(f"head.pooling={pooling!r} is unknown; choose one of {', '.join(POOLINGS)}")
+        self.label_smoothing = _check_smoothing(label_smoothing)
         self.pooling = pooling
         self.num_classes = num_classes
         self.drop = nn.Dropout(dropout)
@@ -60,7 +82,11 @@ class SequenceHead(nn.Module):
         return self.fc(self.drop(pooled))
 
     def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
-        return F.cross_entropy(logits, batch["target"])
+        """Cross-entropy against ``batch["soft_target"]`` ``(B, C)`` when the batch was mixed,
+        else against the labels ``batch["target"]`` ``(B,)``; smoothed either way."""
+        soft = batch.get(SOFT_TARGET)
+        target = batch["target"] if soft is None else soft.to(logits.dtype)
+        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
 
     def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """Predictions and targets, aligned and flat, for the metrics."""
@@ -81,12 +107,14 @@ class TokenHead(nn.Module):
         dim: backbone width.
         num_classes: number of token labels (from the data).
         dropout: dropout before the classifier.
+        label_smoothing: as for :class:`SequenceHead`, per token.
     """
 
     needs_cls = False
 
-    def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, num_classes: int, dropout: float = 0.0, label_smoothing: float = 0.0) -> None:
         super().__init__()
+        self.label_smoothing = _check_smoothing(label_smoothing)
         self.num_classes = num_classes
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(dim, num_classes)
@@ -105,8 +133,11 @@ class TokenHead(nn.Module):
         return target
 
     def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
+        _refuse_soft_target(batch, "token")
         target = self._aligned_target(logits, batch)
-        return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE_INDEX)
+        return F.cross_entropy(
+            logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing
+        )
 
     def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         target = self._aligned_target(logits, batch).flatten()
@@ -174,6 +205,7 @@ class CTCHead(nn.Module):
         return self.fc(self.drop(enc.x))
 
     def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
+        _refuse_soft_target(batch, "ctc")
         target, target_lengths = batch["target"], batch["target_lengths"]
         log_probs = logits.float().log_softmax(dim=-1).transpose(0, 1)  # (T, B, C + 1)
         return F.ctc_loss(

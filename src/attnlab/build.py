@@ -121,7 +121,9 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 
 def build_named(node: DictConfig | None) -> list[Any]:
-    """Objects from a mapping of named ``_target_`` configs (callbacks, loggers); None entries skipped."""
+    """Objects from a mapping of named ``_target_`` configs (callbacks, loggers); None entries,
+    and factories that return None (a recipe turned off, e.g. ``callbacks.ema.decay=null``), skipped."""
     if node is None:
         return []
-    return [instantiate(value) for value in node.values() if value is not None]
+    built = (instantiate(value) for value in node.values() if value is not None)
+    return [obj for obj in built if obj is not None]

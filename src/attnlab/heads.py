@@ -7,6 +7,7 @@ by a plugin.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
@@ -19,7 +20,7 @@ from attnlab.types import Batch, Encoded
 IGNORE_INDEX = -100
 """Target value that the token head leaves out of its loss and metrics (padding)."""
 
-POOLINGS = ("auto", "cls", "mean")
+POOLINGS = ("auto", "cls", "mean", "attention")
 
 SOFT_TARGET = "soft_target"
 """Batch key of per-class target probabilities ``(B, C)`` (MixUp, CutMix): when present the
@@ -43,12 +44,15 @@ class SequenceHead(nn.Module):
     """One label per sequence from the CLS token or the mean of the real tokens.
 
     ``pooling=auto`` uses the CLS token when the backbone has one (``backbone.cls_token``)
-    and the mean otherwise, so the head follows the backbone setting.
+    and the mean otherwise, so the head follows the backbone setting. ``pooling=attention``
+    weights the real tokens by a softmax of their score against one learned query
+    (attentive pooling), so a few informative tokens (a word inside a second of silence)
+    are not averaged away by many uninformative ones.
 
     Args:
         dim: backbone width.
         num_classes: number of labels (from the data).
-        pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``) or ``mean``.
+        pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``), ``mean`` or ``attention``.
         dropout: dropout before the classifier.
         label_smoothing: share of each target's probability spread evenly over all classes
             (Szegedy et al. 2016; ``F.cross_entropy(label_smoothing=)``); 0 turns it off.
@@ -63,6 +67,7 @@ class SequenceHead(nn.Module):
         self.label_smoothing = _check_smoothing(label_smoothing)
         self.pooling = pooling
         self.num_classes = num_classes
+        self.query = nn.Parameter(torch.zeros(dim)) if pooling == "attention" else None  # zeros: starts as the mean
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(dim, num_classes)
 
@@ -76,6 +81,10 @@ class SequenceHead(nn.Module):
             if enc.cls is None:
                 raise ConfigError("head.pooling=cls needs backbone.cls_token=true; or set head.pooling=mean")
             pooled = enc.cls
+        elif self.query is not None:
+            scores = (enc.x @ self.query.to(enc.x.dtype)) / enc.x.shape[-1] ** 0.5  # (B, T)
+            weights = scores.masked_fill(~enc.pad_mask, float("-inf")).softmax(dim=1)  # (B, T)
+            pooled = torch.einsum("bt,btd->bd", weights, enc.x)  # (B, D)
         else:
             m = enc.pad_mask.unsqueeze(-1).to(enc.x.dtype)  # (B, T, 1)
             pooled = (enc.x * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pytorch_lightning as pl
-from annotated_types import Ge
+from annotated_types import Ge, Gt, Lt
 from pytorch_lightning.callbacks import EMAWeightAveraging
 from pytorch_lightning.trainer.states import TrainerFn
 
@@ -55,7 +55,11 @@ class EMA(EMAWeightAveraging):
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
-def ema(decay: float | None = None, every_n_steps: int = 1, start_step: int = 0) -> EMA | None:
+def ema(
+    decay: Annotated[float, Gt(0), Lt(1)] | None = None,
+    every_n_steps: Annotated[int, Ge(1)] = 1,
+    start_step: Annotated[int, Ge(0)] = 0,
+) -> EMA | None:
     """The ``callbacks.ema`` entry: an :class:`EMA` callback, or None (off) when ``decay`` is null."""
     if decay is None:
         return None

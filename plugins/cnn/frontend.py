@@ -25,9 +25,11 @@ def conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 class ConvStem(nn.Module):
     """Stages of (3x3 stride-2 conv, 3x3 conv), each with BatchNorm and ReLU, then a 1x1 to ``dim``.
 
-    Each stage halves the resolution, so ``len(channels)`` stages turn an ``S x S`` image
-    into ``(S / 2^n)^2`` tokens. With ``backbone.depth=0`` and mean pooling this is a
-    plain CNN classifier; with depth > 0 it is a hybrid CNN + self-attention model.
+    Each stage halves the resolution, rounding up (a padded 3x3 stride-2 convolution gives
+    ``ceil(S / 2)``), so any image size works: ``len(channels)`` stages turn an ``S x S``
+    image into ``g x g`` tokens with ``g = ceil(S / 2^n)`` (28 px, 4 stages: 28, 14, 7, 4, 2).
+    With ``backbone.depth=0`` and mean pooling this is a plain CNN classifier; with depth > 0
+    it is a hybrid CNN + self-attention model.
 
     Args:
         in_channels: image channels (from the data).
@@ -44,12 +46,8 @@ class ConvStem(nn.Module):
         channels: Annotated[Sequence[Annotated[int, Ge(1)]], MinLen(1)] = (32, 64, 128, 128),
     ) -> None:
         super().__init__()
-        stride = 2 ** len(channels)
-        if not channels or image_size % stride:
-            raise ConfigError(
-                f"data.source.image_size={image_size} must be divisible by 2^{len(channels)}={stride} "
-                f"for frontend.channels={list(channels)}; change either"
-            )
+        if not channels:
+            raise ConfigError("frontend.channels is empty; give the output channels of at least one stage")
         stages: list[nn.Module] = []
         c_in = in_channels
         for c_out in channels:
@@ -57,7 +55,9 @@ class ConvStem(nn.Module):
             c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.proj = nn.Conv2d(c_in, dim, kernel_size=1)
-        grid = image_size // stride
+        grid = image_size
+        for _ in channels:
+            grid = (grid - 1) // 2 + 1  # (S + 2 * 1 - 3) // 2 + 1: a padded 3x3 stride-2 convolution
         self.register_buffer("positions", grid_positions(grid, grid), persistent=False)
 
     def forward(self, batch: Batch) -> Tokens:

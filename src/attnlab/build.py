@@ -172,13 +172,17 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 
 def build_named(node: DictConfig | None, path: str = "logger") -> list[Any]:
-    """Objects from a mapping of named ``_target_`` configs at ``path`` (callbacks, loggers); None entries skipped.
+    """Objects from a mapping of named ``_target_`` configs at ``path`` (callbacks, loggers).
 
-    A library's own ``ValueError`` about an entry's settings is one line naming it.
+    None entries, and factories that return None (a recipe turned off, e.g.
+    ``callbacks.ema.decay=null``), are skipped. A library's own ``ValueError`` about an
+    entry's settings is one line naming it.
     """
     built = []
     for name, value in (node or {}).items():
         if value is not None:
             with rejections(f"{path}.{name}", str(value.get("_target_"))):
-                built.append(instantiate(value))
+                obj = instantiate(value)
+            if obj is not None:
+                built.append(obj)
     return built

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, get_args
 
+import torch
 import torch.nn.functional as F
 from annotated_types import Ge, Interval
 from torch import Tensor, nn
@@ -27,35 +28,67 @@ from attnlab.types import IGNORE_INDEX, Batch, Encoded, Task
 
 __all__ = ["IGNORE_INDEX", "CTCHead", "SequenceHead", "TokenHead", "ctc_greedy_decode"]
 
-Pooling = Literal["auto", "cls", "mean"]
+Pooling = Literal["auto", "cls", "mean", "attention"]
 POOLINGS: tuple[str, ...] = get_args(Pooling)
 Dropout = Annotated[float, Interval(ge=0, lt=1)]
+Smoothing = Annotated[float, Interval(ge=0, lt=1)]
 Width = Annotated[int, Ge(1)]
 Classes = Annotated[int, Ge(1)]
+
+SOFT_TARGET = "soft_target"
+"""Batch key of per-class target probabilities ``(B, C)`` (MixUp, CutMix): when present the
+sequence head's loss uses them, while ``target`` keeps the hard labels the metrics read."""
+
+
+def _check_smoothing(label_smoothing: float) -> float:
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ConfigError(f"head.label_smoothing={label_smoothing} must be in [0, 1)")
+    return label_smoothing
+
+
+def _refuse_soft_target(batch: Batch, head: str) -> None:
+    if SOFT_TARGET in batch:
+        raise ConfigError(
+            f"the batch has mixed soft targets (MixUp/CutMix), which head={head} cannot train on; use head=sequence"
+        )
 
 
 class SequenceHead(nn.Module):
     """One label per sequence from the CLS token or the mean of the real tokens.
 
     ``pooling=auto`` uses the CLS token when the backbone has one (``backbone.cls_token``)
-    and the mean otherwise, so the head follows the backbone setting.
+    and the mean otherwise, so the head follows the backbone setting. ``pooling=attention``
+    weights the real tokens by a softmax of their score against one learned query
+    (attentive pooling), so a few informative tokens (a word inside a second of silence)
+    are not averaged away by many uninformative ones.
 
     Args:
         dim: backbone width.
         num_classes: number of labels (from the data).
-        pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``) or ``mean``.
+        pooling: ``auto``, ``cls`` (needs ``backbone.cls_token=true``), ``mean`` or ``attention``.
         dropout: dropout before the classifier.
+        label_smoothing: share of each target's probability spread evenly over all classes
+            (Szegedy et al. 2016; ``F.cross_entropy(label_smoothing=)``); 0 turns it off.
     """
 
     task: ClassVar[Task] = "sequence"
     metric_types: ClassVar[dict[str, type[Metric]]] = {"acc": MulticlassAccuracy}
 
-    def __init__(self, dim: Width, num_classes: Classes, pooling: Pooling = "auto", dropout: Dropout = 0.0) -> None:
+    def __init__(
+        self,
+        dim: Width,
+        num_classes: Classes,
+        pooling: Pooling = "auto",
+        dropout: Dropout = 0.0,
+        label_smoothing: Smoothing = 0.0,
+    ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigError(f"head.pooling={pooling!r} is unknown; choose one of {', '.join(POOLINGS)}")
+        self.label_smoothing = _check_smoothing(label_smoothing)
         self.pooling = pooling
         self.num_classes = num_classes
+        self.query = nn.Parameter(torch.zeros(dim)) if pooling == "attention" else None  # zeros: starts as the mean
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(dim, num_classes)
 
@@ -69,15 +102,21 @@ class SequenceHead(nn.Module):
             if enc.cls is None:
                 raise ConfigError("head.pooling=cls needs backbone.cls_token=true; or set head.pooling=mean")
             pooled = enc.cls
+        elif self.query is not None:
+            scores = (enc.x @ self.query.to(enc.x.dtype)) / enc.x.shape[-1] ** 0.5  # (B, T)
+            weights = scores.masked_fill(~enc.pad_mask, float("-inf")).softmax(dim=1)  # (B, T)
+            pooled = torch.einsum("bt,btd->bd", weights, enc.x)  # (B, D)
         else:
             m = enc.pad_mask.unsqueeze(-1).to(enc.x.dtype)  # (B, T, 1)
             pooled = (enc.x * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
         return self.fc(self.drop(pooled))
 
     def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
-        """Cross-entropy with the batch's ``soft_target`` (MixUp, CutMix) when it has one, else ``target``."""
-        soft = batch.get("soft_target")
-        return F.cross_entropy(logits, soft if soft is not None else batch["target"])
+        """Cross-entropy against ``batch["soft_target"]`` ``(B, C)`` when the batch was mixed,
+        else against the labels ``batch["target"]`` ``(B,)``; smoothed either way."""
+        soft = batch.get(SOFT_TARGET)
+        target = batch["target"] if soft is None else soft.to(logits.dtype)
+        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
 
     def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """Predictions and targets, aligned and flat, for the metrics."""
@@ -98,14 +137,18 @@ class TokenHead(nn.Module):
         dim: backbone width.
         num_classes: number of token labels (from the data).
         dropout: dropout before the classifier.
+        label_smoothing: as for :class:`SequenceHead`, per token.
     """
 
     task: ClassVar[Task] = "token"
     needs_cls = False
     metric_types: ClassVar[dict[str, type[Metric]]] = {"acc": MulticlassAccuracy, "f1": MulticlassF1Score}
 
-    def __init__(self, dim: Width, num_classes: Classes, dropout: Dropout = 0.0) -> None:
+    def __init__(
+        self, dim: Width, num_classes: Classes, dropout: Dropout = 0.0, label_smoothing: Smoothing = 0.0
+    ) -> None:
         super().__init__()
+        self.label_smoothing = _check_smoothing(label_smoothing)
         self.num_classes = num_classes
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(dim, num_classes)
@@ -124,8 +167,11 @@ class TokenHead(nn.Module):
         return target
 
     def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
+        _refuse_soft_target(batch, "token")
         target = self._aligned_target(logits, batch)
-        return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE_INDEX)
+        return F.cross_entropy(
+            logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing
+        )
 
     def for_metrics(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         target = self._aligned_target(logits, batch).flatten()
@@ -195,6 +241,7 @@ class CTCHead(nn.Module):
         return self.fc(self.drop(enc.x))
 
     def loss(self, logits: Tensor, pad_mask: Tensor, batch: Batch) -> Tensor:
+        _refuse_soft_target(batch, "ctc")
         target, target_lengths = batch["target"], batch["target_lengths"]
         log_probs = logits.float().log_softmax(dim=-1).transpose(0, 1)  # (T, B, C + 1)
         return F.ctc_loss(

@@ -15,6 +15,7 @@ from torch.optim import Optimizer
 
 from attnlab.backbone import Backbone
 from attnlab.errors import ConfigError
+from attnlab.optim import param_groups
 from attnlab.types import Batch, Encoded, Head, Tokens
 
 OptimizerFactory = Callable[..., Optimizer]
@@ -28,7 +29,7 @@ class AttnlabModule(pl.LightningModule):
         frontend: a plugin's module turning a batch into ``Tokens``.
         backbone: the shared encoder.
         head: a task head (an ``nn.Module`` keeping the :class:`~attnlab.types.Head` protocol).
-        optimizer: partial taking the parameters (config ``optimizer``).
+        optimizer: partial taking parameter groups (config ``optimizer``; ``attnlab.optim.param_groups``).
         scheduler: partial taking the optimizer and ``total_steps``, or None.
         compile: run the forward pass through ``torch.compile``.
     """
@@ -126,7 +127,7 @@ class AttnlabModule(pl.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(param_groups(self))  # no weight decay on norms, biases, tables
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)

@@ -1,18 +1,50 @@
-"""Learning-rate schedules, built from torch's own schedulers.
+"""What the optimizer sees: parameter groups for weight decay, and learning-rate schedules.
 
-A scheduler config is a partial that receives the optimizer and ``total_steps``
-(``trainer.estimated_stepping_batches``) and returns a scheduler stepped every batch.
+The optimizer config is a partial that receives :func:`param_groups`; a scheduler config is
+a partial that receives the optimizer and ``total_steps`` (``trainer.estimated_stepping_batches``)
+and returns a scheduler stepped every batch.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from annotated_types import Interval
+from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 
 from attnlab.errors import ConfigError
+
+
+@runtime_checkable
+class NoWeightDecay(Protocol):
+    """A module holding parameters that weight decay must leave alone (position tables, CLS token)."""
+
+    def no_weight_decay(self) -> list[nn.Parameter]: ...
+
+
+def param_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """The model's trainable parameters in two optimizer groups: decayed and not.
+
+    Weight decay skips what it only harms (timm, DeiT, nanoGPT): every parameter with at
+    most one dimension (biases, the scales and shifts of LayerNorm and BatchNorm) and
+    every parameter a module lists in its ``no_weight_decay()`` (learned position tables,
+    the CLS token). The first group takes the optimizer's own ``weight_decay``
+    (``optimizer.weight_decay``); the second sets it to 0. Empty groups are left out.
+    """
+    skip = {id(p) for m in model.modules() if isinstance(m, NoWeightDecay) for p in m.no_weight_decay()}
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or id(p) in skip else decay).append(p)
+    groups: list[dict[str, Any]] = []
+    if decay:
+        groups.append({"params": decay})
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
 
 
 def warmup_cosine(

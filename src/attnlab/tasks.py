@@ -22,13 +22,16 @@ from attnlab.types import TASKS, Task
 
 
 def follow_the_data(
-    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0, pooling: Literal["auto", "cls", "mean"] = "auto"
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
+    pooling: Literal["auto", "cls", "mean", "attention"] = "auto",
+    label_smoothing: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
 ) -> NoReturn:
     """``head=auto`` (``conf/head/auto.yaml``): the head of the data's task, never built itself.
 
     :func:`resolve_head` replaces it when the data is set up. Its arguments are the settings
     the task's head takes over (``pooling`` only for ``head=sequence``); being a real
-    signature, they are checked with every other value before the run starts.
+    signature, they are checked with every other value before the run starts (the chosen
+    head checks them again, and refuses one it has no use for once it is set).
     """
     raise ConfigError("head=auto is resolved to the data's head when the data is set up (attnlab.build)")
 

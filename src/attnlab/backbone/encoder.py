@@ -1,8 +1,9 @@
 """The shared self-attention backbone: a pre-norm Transformer encoder.
 
-Reads top-down: MLP → Block → Encoder. A block is
+Reads top-down: MLP → DropPath → Block → Encoder. A block is
 ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``, the layout of
 ``nn.TransformerEncoderLayer(norm_first=True)``, whose weights map one to one onto ours.
+Stochastic depth (``drop_path``) drops whole residual branches per example in training.
 """
 
 from __future__ import annotations
@@ -37,10 +38,40 @@ class MLP(nn.Module):
         return self.fc2(self.drop(self.act(self.fc1(x))))
 
 
-class Block(nn.Module):
-    """One pre-norm encoder layer."""
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016, as in timm/DeiT): in training, a residual branch's
+    output is zeroed for a random ``p`` share of the examples and scaled by ``1 / (1 - p)`` for
+    the rest, so its expectation is unchanged; at evaluation it is the identity."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float, attention: AttentionFactory) -> None:
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ConfigError(f"a drop-path rate must be in [0, 1); got {p} (backbone.drop_path)")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)  # (B, 1, 1): one draw per example
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Block(nn.Module):
+    """One pre-norm encoder layer; ``drop_path`` is this layer's stochastic-depth rate."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float,
+        dropout: float,
+        attention: AttentionFactory,
+        drop_path: float = 0.0,
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = attention(dim=dim, heads=heads)
@@ -48,6 +79,7 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
         self.drop2 = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(
         self,
@@ -57,8 +89,8 @@ class Block(nn.Module):
         rotation: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         attended, weights = self.attn(self.norm1(x), key_mask, return_attention, rotation)
-        x = x + self.drop1(attended)
-        x = x + self.drop2(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.drop1(attended))
+        x = x + self.drop_path(self.drop2(self.mlp(self.norm2(x))))
         return x, weights
 
 
@@ -81,6 +113,8 @@ class Encoder(nn.Module):
             rotates its queries and keys) or ``none``.
         max_len: longest sequence for ``learned`` positions.
         cls_token: prepend a learned CLS token, returned separately as ``Encoded.cls``.
+        drop_path: stochastic depth of the last block; rates rise linearly from 0 at the
+            first block (timm/DeiT), so ``depth=1`` drops nothing. 0 turns it off.
     """
 
     def __init__(
@@ -94,6 +128,7 @@ class Encoder(nn.Module):
         positions: Position = "sinusoidal",
         max_len: Annotated[int, Ge(1)] = 1024,
         cls_token: bool = False,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         if depth < 0:
@@ -108,13 +143,21 @@ class Encoder(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None
         if self.cls is not None:
             nn.init.trunc_normal_(self.cls, std=0.02)
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, attention) for _ in range(depth))
+        if not 0.0 <= drop_path < 1.0:
+            raise ConfigError(f"backbone.drop_path={drop_path} must be in [0, 1)")
+        rates = torch.linspace(0.0, drop_path, depth).tolist() if depth > 1 else [0.0] * depth
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, attention, rate) for rate in rates)
         self.norm = nn.LayerNorm(dim)
         self.rotary = Rotary(dim // heads) if positions == "rope" and depth > 0 else None
 
     @property
     def has_cls(self) -> bool:
         return self.cls is not None
+
+    def no_weight_decay(self) -> list[nn.Parameter]:
+        """The CLS token: weight decay would pull it towards zero for no gain
+        (``attnlab.optim.param_groups`` skips it, as timm does)."""
+        return [] if self.cls is None else [self.cls]
 
     def forward(self, tokens: Tokens, return_attention: bool = False) -> Encoded:
         x, pad_mask = tokens.x, tokens.pad_mask

@@ -76,6 +76,10 @@ class LearnedPositions(nn.Module):
             )
         return x + self.table[:t]
 
+    def no_weight_decay(self) -> list[nn.Parameter]:
+        """The table: weight decay is not applied to it (``attnlab.optim.param_groups``)."""
+        return [self.table]
+
 
 class NoPositions(nn.Module):
     """Adds nothing."""

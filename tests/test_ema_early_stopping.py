@@ -10,8 +10,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from attnlab.build import build_callbacks
+from attnlab.build import build_callbacks as build_all
 from attnlab.callbacks import EMA
+from attnlab.config import data_info
 from attnlab.errors import ConfigError, find_user_error
 from attnlab.evaluate import evaluate
 from attnlab.train import train
@@ -92,6 +93,12 @@ def test_ema_weights_are_validated_checkpointed_and_tested(make_config, tmp_path
     eval_cfg.trainer.limit_test_batches = 2
     eval_cfg.trainer.enable_progress_bar = False
     assert evaluate(eval_cfg)["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+
+
+def build_callbacks(cfg):
+    """As train builds them: inside the data's scope, where ${from_data:class_names} resolves."""
+    with data_info({"num_classes": 3, "class_names": ["a", "b", "c"]}):
+        return build_all(cfg)
 
 
 def test_ema_is_off_by_default_and_on_with_a_decay(make_config):

@@ -59,3 +59,70 @@ def test_warmup_cosine_follows_the_formula():
     warm = [(s + 1) / 5 for s in range(4)]  # linear from 1/(w+1) up to the peak
     cosine = [0.1 + 0.9 * (1 + math.cos(math.pi * s / 16)) / 2 for s in range(16)]
     assert seen == pytest.approx(warm + cosine, abs=1e-6)
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, n: int, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.inputs = torch.randn(n, 1, 32, 32, generator=generator)
+        self.target = torch.randint(0, 3, (n,), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"inputs": self.inputs[i], "target": self.target[i]}
+
+
+def _hits(module: AttnlabModule, loader) -> tuple[int, int]:
+    module.eval()
+    with torch.no_grad():
+        pairs = [(module(b)[0].argmax(-1) == b["target"]).sum().item() for b in loader]
+    return sum(pairs), len(loader.dataset)
+
+
+def test_epoch_metrics_cover_every_batch_and_lr_reaches_the_logged_steps(tmp_path):
+    """Metrics are logged once per epoch and the lr only at logging steps (for speed): the epoch
+    accuracies still count every example, the sanity check's batches none, and every step that
+    reaches the logger carries the lr."""
+    import csv
+
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+
+    loader = functools.partial(torch.utils.data.DataLoader, batch_size=4)
+    train, val = loader(_Images(20, seed=1)), loader(_Images(12, seed=2))
+    module = tiny_module(False)
+    train_hits = []
+    for_metrics = module.head.for_metrics
+
+    def record(logits, pad_mask, batch):  # the training batches' predictions, as the metrics see them
+        if module.training:
+            train_hits.append(((logits.argmax(-1) == batch["target"]).sum().item(), len(batch["target"])))
+        return for_metrics(logits, pad_mask, batch)
+
+    module.head.for_metrics = record
+    trainer = pl.Trainer(
+        max_epochs=2,
+        log_every_n_steps=2,
+        logger=CSVLogger(tmp_path, name="", version=""),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module, train, val)
+
+    last_epoch = train_hits[-5:]  # 20 examples in batches of 4
+    assert trainer.callback_metrics["train/acc"].item() == pytest.approx(sum(h for h, _ in last_epoch) / 20)
+    hits, total = _hits(module, val)  # the weights of the last validation
+    assert trainer.callback_metrics["val/acc"].item() == pytest.approx(hits / total)
+    (result,) = trainer.test(module, loader(_Images(8, seed=3)), verbose=False)
+    hits, total = _hits(module, loader(_Images(8, seed=3)))
+    assert result["test/acc"] == pytest.approx(hits / total)
+
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    logged_steps = {int(r["step"]) for r in rows if r.get("train/loss_step")}
+    assert logged_steps == {1, 3, 5, 7, 9}  # Lightning logs step s when (s + 1) % log_every_n_steps == 0
+    lrs = {int(r["step"]): float(r["train/lr"]) for r in rows if r.get("train/lr")}
+    assert lrs == pytest.approx(dict.fromkeys(logged_steps, 1e-3))

@@ -58,6 +58,7 @@ class AttnlabModule(pl.LightningModule):
         self.flops_per_batch: int | None = None  # read by Lightning's ThroughputMonitor (None: not measured)
         self._encode = torch.compile(self._encode_eager) if compile else self._encode_eager
         self._tokens_checked = False
+        self._metrics_logged: set[str] = set()  # stages whose metrics Lightning holds this epoch
 
     def _encode_eager(self, batch: Batch) -> tuple[Tensor, Encoded]:
         encoded = self.backbone(self.frontend(batch))
@@ -107,12 +108,26 @@ class AttnlabModule(pl.LightningModule):
         size = len(batch["target"])
         per_step, sync = stage == "train", stage != "train"  # epoch values averaged over DDP ranks
         self.log(f"{stage}/loss", loss, on_step=per_step, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=sync)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        if stage not in self._metrics_logged:
+            # Lightning keeps a logged Metric by reference and computes it at the epoch's end, so
+            # once per epoch is enough; every `self.log` costs a fraction of a millisecond.
+            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+            self._metrics_logged.add(stage)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._metrics_logged.discard("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._metrics_logged.discard("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._metrics_logged.discard("test")
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._step(batch, "train")
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps whose values reach the loggers
+            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

@@ -61,12 +61,12 @@ OFF_BY_TRAINER = {
 (Without ``model_checkpoint`` Lightning adds none: the interrupt checkpoint is a ``Checkpoint`` too.)"""
 
 BARE = [
-    "callbacks=null",
+    "~callbacks",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "trainer.enable_checkpointing=false",
     "trainer.num_sanity_val_steps=0",
-    "logger=null",
+    "~logger",
 ]
 
 

@@ -12,8 +12,9 @@ The two must end with the same metrics (they do the same arithmetic in the same 
 the benchmark fails: a ratio between different work would mean nothing. Reports the
 median wall time and CPU time (user + system of the process and its children, from
 ``getrusage(RUSAGE_CHILDREN)`` deltas) of each, and the ratios attnlab ÷ plain; the
-target is at most 1.05. CPU time is the steadier figure on a shared machine; the load
-average before and after is recorded.
+target is at most 1.05. CPU time is the steadier figure on a shared machine, and the
+ratio of the fastest runs (``ratio_cpu_min``) the steadiest: neighbours only ever add to a
+process's CPU time (cache and core sharing); the load average before and after is recorded.
 
 ``--ablate`` also runs attnlab with each default callback off in turn (read from the
 composed config, so new callbacks are covered), without the sanity check, with W&B
@@ -21,11 +22,14 @@ composed config, so new callbacks are covered), without the sanity check, with W
 with the pairs; a callback's cost is the default run's median minus the median without it.
 ``--hooks`` adds one untimed run under a CPU-time profiler (``hook_profiler.py``): the CPU
 seconds spent inside each callback's hooks, steadier than differences of whole runs.
+``--baseline BIN`` adds another installation's ``attnlab`` (a checkout before a change) to
+every pair, so that before and after are measured under the same conditions.
 ``--tty`` runs every process in a pseudo-terminal, so the progress bar draws as it does for
 a user at a terminal (by default output goes to a file, as in a batch job).
 
     python benchmarks/loop_overhead.py [--quick] [--pairs N] [--epochs E] [--threads T]
-                                       [--ablate] [--hooks] [--tty] [--json FILE] [-- overrides ...]
+                                       [--ablate] [--hooks] [--baseline BIN] [--tty]
+                                       [--json FILE] [-- overrides ...]
 """
 
 from __future__ import annotations
@@ -186,6 +190,10 @@ def measure(args: argparse.Namespace, overrides: list[str]) -> dict:
     ablations = callback_variants(overrides) if args.ablate else []
     for v in [attnlab, *ablations]:
         v.argv = [str(BIN / "attnlab"), *overrides, *v.extra, "hydra.run.dir={out}"]
+    if args.baseline is not None:  # another installation's attnlab, e.g. before a change
+        baseline = Variant("baseline", f"attnlab from {args.baseline}")
+        baseline.argv = [str(args.baseline), *overrides, "hydra.run.dir={out}"]
+        ablations.insert(0, baseline)
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -229,6 +237,16 @@ def measure(args: argparse.Namespace, overrides: list[str]) -> dict:
         "rows": rows,
         "ratio_wall": base_wall / median(plain.wall),
         "ratio_cpu": base_cpu / median(plain.cpu),
+        "ratio_cpu_min": min(attnlab.cpu) / min(plain.cpu),
+        "ratio_cpu_pairs": [a / p for a, p in zip(attnlab.cpu, plain.cpu)],
+        "baseline": None
+        if args.baseline is None
+        else {
+            "bin": str(args.baseline),
+            "ratio_cpu": median(ablations[0].cpu) / median(plain.cpu),
+            "ratio_cpu_min": min(ablations[0].cpu) / min(plain.cpu),
+            "ratio_wall": median(ablations[0].wall) / median(plain.wall),
+        },
         "target_ratio": TARGET,
         "same_result_max_difference": difference,
         "metrics": attnlab.metrics,
@@ -243,6 +261,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="trainer.max_epochs (overrides --quick)")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every process (default: attnlab's choice)")
     parser.add_argument("--ablate", action="store_true", help="also run attnlab with each default callback off")
+    parser.add_argument("--baseline", type=Path, metavar="BIN", help="also run this attnlab executable in every pair")
     parser.add_argument("--hooks", action="store_true", help="also profile the CPU time of each callback's hooks")
     parser.add_argument("--tty", action="store_true", help="run every process in a pseudo-terminal (as a user's)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
@@ -285,9 +304,14 @@ def main() -> None:
         console.print(f"CPU seconds inside each callback's hooks (one profiled run): {hooks}")
     ok = "✓" if results["ratio_cpu"] <= TARGET else "✗"
     console.print(
-        f"attnlab ÷ plain: CPU {results['ratio_cpu']:.3f} {ok}, wall {results['ratio_wall']:.3f} "
+        f"attnlab ÷ plain: CPU {results['ratio_cpu']:.3f} {ok} (fastest runs {results['ratio_cpu_min']:.3f}, "
+        f"pairs {', '.join(f'{r:.2f}' for r in results['ratio_cpu_pairs'])}), wall {results['ratio_wall']:.3f} "
         f"(target ≤ {TARGET}); same metrics within {results['same_result_max_difference']:.1e}"
     )
+    if results["baseline"] is not None:
+        b = results["baseline"]
+        fastest = f"fastest runs {b['ratio_cpu_min']:.3f}"
+        console.print(f"baseline ÷ plain: CPU {b['ratio_cpu']:.3f} ({fastest}), wall {b['ratio_wall']:.3f}")
     console.print(f"load average before {load_before[0]:.1f}, after {results['load_average_after'][0]:.1f}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

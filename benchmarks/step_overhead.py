@@ -17,7 +17,10 @@ every other round); a step's cost is the CPU time (``time.process_time``: every 
 the process, so a progress bar's drawing thread counts) from one step's start to the next,
 the median over a round, and the minimum over the rounds: the least disturbed estimate.
 
-    python benchmarks/step_overhead.py [--quick] [--steps N] [--rounds R] [--json FILE] [-- overrides ...]
+    python benchmarks/step_overhead.py [--quick] [--steps N] [--rounds R] [--threads T] [--full-size]
+                                       [--json FILE] [-- overrides ...]
+
+Run it under ``script -qc "..." /dev/null`` to see what the progress bar costs at a terminal.
 """
 
 from __future__ import annotations
@@ -157,11 +160,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
-    parser.add_argument("overrides", nargs="*", help=f"Hydra overrides (default: {' '.join(TINY)})")
+    parser.add_argument(
+        "--full-size", action="store_true", help=f"the default model, not the tiny one ({' '.join(TINY)})"
+    )
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, after --")
     args = parser.parse_args()
     steps = args.steps or (30 if args.quick else 60)
     rounds = args.rounds or (2 if args.quick else 5)
-    overrides = args.overrides or TINY
+    overrides = [*([] if args.full_size else TINY), *args.overrides]
     os.environ.setdefault("WANDB_MODE", "offline")
     warnings.filterwarnings("ignore")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):

@@ -81,27 +81,30 @@ def _hits(module: AttnlabModule, loader) -> tuple[int, int]:
     return sum(pairs), len(loader.dataset)
 
 
-def test_epoch_metrics_cover_every_batch_and_lr_reaches_the_logged_steps(tmp_path):
-    """Metrics are logged once per epoch and the lr only at logging steps (for speed): the epoch
-    accuracies still count every example, the sanity check's batches none, and every step that
-    reaches the logger carries the lr."""
+def test_epoch_values_cover_every_batch_and_step_values_reach_the_logged_steps(tmp_path):
+    """Metrics and the loss's epoch mean are logged once per epoch, the step loss and the lr only
+    on logging steps (for speed): the epoch values still count every example (the loss weighted by
+    batch size), the sanity check's batches none, and every step that reaches the logger carries
+    the step loss and the lr."""
     import csv
 
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import CSVLogger
 
     loader = functools.partial(torch.utils.data.DataLoader, batch_size=4)
-    train, val = loader(_Images(20, seed=1)), loader(_Images(12, seed=2))
+    train, val = loader(_Images(22, seed=1)), loader(_Images(12, seed=2))  # the last training batch has 2
     module = tiny_module(False)
-    train_hits = []
-    for_metrics = module.head.for_metrics
+    seen = []  # per training batch: (loss, hits, size), as the module computed them
+    loss_fn, for_metrics = module.head.loss, module.head.for_metrics
 
-    def record(logits, pad_mask, batch):  # the training batches' predictions, as the metrics see them
+    def record_loss(logits, pad_mask, batch):
+        loss = loss_fn(logits, pad_mask, batch)
         if module.training:
-            train_hits.append(((logits.argmax(-1) == batch["target"]).sum().item(), len(batch["target"])))
-        return for_metrics(logits, pad_mask, batch)
+            hits = (logits.argmax(-1) == batch["target"]).sum().item()
+            seen.append((loss.item(), hits, len(batch["target"])))
+        return loss
 
-    module.head.for_metrics = record
+    module.head.loss = record_loss
     trainer = pl.Trainer(
         max_epochs=2,
         log_every_n_steps=2,
@@ -113,16 +116,20 @@ def test_epoch_metrics_cover_every_batch_and_lr_reaches_the_logged_steps(tmp_pat
     )
     trainer.fit(module, train, val)
 
-    last_epoch = train_hits[-5:]  # 20 examples in batches of 4
-    assert trainer.callback_metrics["train/acc"].item() == pytest.approx(sum(h for h, _ in last_epoch) / 20)
+    epochs = [seen[:6], seen[6:]]
+    means = [sum(loss * n for loss, _, n in e) / 22 for e in epochs]
+    assert trainer.callback_metrics["train/acc"].item() == pytest.approx(sum(h for _, h, _ in epochs[1]) / 22)
+    assert trainer.callback_metrics["train/loss"].item() == pytest.approx(means[1], rel=1e-5)
     hits, total = _hits(module, val)  # the weights of the last validation
     assert trainer.callback_metrics["val/acc"].item() == pytest.approx(hits / total)
-    (result,) = trainer.test(module, loader(_Images(8, seed=3)), verbose=False)
-    hits, total = _hits(module, loader(_Images(8, seed=3)))
+    test = loader(_Images(8, seed=3))
+    (result,) = trainer.test(module, test, verbose=False)
+    hits, total = _hits(module, test)
     assert result["test/acc"] == pytest.approx(hits / total)
 
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
-    logged_steps = {int(r["step"]) for r in rows if r.get("train/loss_step")}
-    assert logged_steps == {1, 3, 5, 7, 9}  # Lightning logs step s when (s + 1) % log_every_n_steps == 0
+    steps = {int(r["step"]): float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")}
+    assert steps == pytest.approx({s: seen[s][0] for s in (1, 3, 5, 7, 9, 11)}, rel=1e-5)  # (s + 1) % 2 == 0
     lrs = {int(r["step"]): float(r["train/lr"]) for r in rows if r.get("train/lr")}
-    assert lrs == pytest.approx(dict.fromkeys(logged_steps, 1e-3))
+    assert lrs == pytest.approx(dict.fromkeys(steps, 1e-3))
+    assert [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")] == pytest.approx(means, rel=1e-5)

@@ -31,6 +31,8 @@ bench: install
 	$(BIN)/python benchmarks/speech_features.py --json outputs/bench-speech_features.json
 	$(BIN)/python benchmarks/attention_variants.py --json outputs/bench-attention_variants.json
 	$(BIN)/python benchmarks/startup.py --json outputs/bench-startup.json
+	$(BIN)/python benchmarks/loop_overhead.py --hooks --json outputs/bench-loop_overhead.json
+	$(BIN)/python benchmarks/step_overhead.py --json outputs/bench-step_overhead.json
 
 lint: install
 	$(BIN)/ruff check src plugins tests benchmarks

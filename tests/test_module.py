@@ -59,3 +59,77 @@ def test_warmup_cosine_follows_the_formula():
     warm = [(s + 1) / 5 for s in range(4)]  # linear from 1/(w+1) up to the peak
     cosine = [0.1 + 0.9 * (1 + math.cos(math.pi * s / 16)) / 2 for s in range(16)]
     assert seen == pytest.approx(warm + cosine, abs=1e-6)
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, n: int, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.inputs = torch.randn(n, 1, 32, 32, generator=generator)
+        self.target = torch.randint(0, 3, (n,), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"inputs": self.inputs[i], "target": self.target[i]}
+
+
+def _hits(module: AttnlabModule, loader) -> tuple[int, int]:
+    module.eval()
+    with torch.no_grad():
+        pairs = [(module(b)[0].argmax(-1) == b["target"]).sum().item() for b in loader]
+    return sum(pairs), len(loader.dataset)
+
+
+def test_epoch_values_cover_every_batch_and_step_values_reach_the_logged_steps(tmp_path):
+    """Metrics and the loss's epoch mean are logged once per epoch, the step loss and the lr only
+    on logging steps (for speed): the epoch values still count every example (the loss weighted by
+    batch size), the sanity check's batches none, and every step that reaches the logger carries
+    the step loss and the lr."""
+    import csv
+
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+
+    loader = functools.partial(torch.utils.data.DataLoader, batch_size=4)
+    train, val = loader(_Images(22, seed=1)), loader(_Images(12, seed=2))  # the last training batch has 2
+    module = tiny_module(False)
+    seen = []  # per training batch: (loss, hits, size), as the module computed them
+    loss_fn, for_metrics = module.head.loss, module.head.for_metrics
+
+    def record_loss(logits, pad_mask, batch):
+        loss = loss_fn(logits, pad_mask, batch)
+        if module.training:
+            hits = (logits.argmax(-1) == batch["target"]).sum().item()
+            seen.append((loss.item(), hits, len(batch["target"])))
+        return loss
+
+    module.head.loss = record_loss
+    trainer = pl.Trainer(
+        max_epochs=2,
+        log_every_n_steps=2,
+        logger=CSVLogger(tmp_path, name="", version=""),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module, train, val)
+
+    epochs = [seen[:6], seen[6:]]
+    means = [sum(loss * n for loss, _, n in e) / 22 for e in epochs]
+    assert trainer.callback_metrics["train/acc"].item() == pytest.approx(sum(h for _, h, _ in epochs[1]) / 22)
+    assert trainer.callback_metrics["train/loss"].item() == pytest.approx(means[1], rel=1e-5)
+    hits, total = _hits(module, val)  # the weights of the last validation
+    assert trainer.callback_metrics["val/acc"].item() == pytest.approx(hits / total)
+    test = loader(_Images(8, seed=3))
+    (result,) = trainer.test(module, test, verbose=False)
+    hits, total = _hits(module, test)
+    assert result["test/acc"] == pytest.approx(hits / total)
+
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    steps = {int(r["step"]): float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")}
+    assert steps == pytest.approx({s: seen[s][0] for s in (1, 3, 5, 7, 9, 11)}, rel=1e-5)  # (s + 1) % 2 == 0
+    lrs = {int(r["step"]): float(r["train/lr"]) for r in rows if r.get("train/lr")}
+    assert lrs == pytest.approx(dict.fromkeys(steps, 1e-3))
+    assert [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")] == pytest.approx(means, rel=1e-5)

@@ -95,7 +95,7 @@ def test_epoch_values_cover_every_batch_and_step_values_reach_the_logged_steps(t
     train, val = loader(_Images(22, seed=1)), loader(_Images(12, seed=2))  # the last training batch has 2
     module = tiny_module(False)
     seen = []  # per training batch: (loss, hits, size), as the module computed them
-    loss_fn, for_metrics = module.head.loss, module.head.for_metrics
+    loss_fn = module.head.loss
 
     def record_loss(logits, pad_mask, batch):
         loss = loss_fn(logits, pad_mask, batch)

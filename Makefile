@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python benchmarks/startup.py --json outputs/bench-startup.json
 	$(BIN)/python benchmarks/loop_overhead.py --hooks --json outputs/bench-loop_overhead.json
 	$(BIN)/python benchmarks/step_overhead.py --json outputs/bench-step_overhead.json
+	$(BIN)/python benchmarks/thread_share.py --json outputs/bench-thread_share.json
 
 lint: install
 	$(BIN)/ruff check src plugins tests benchmarks

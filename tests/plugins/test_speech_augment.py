@@ -1,0 +1,73 @@
+"""Waveform augmentation (attnlab_speech.WaveAugment): speed as torchaudio resamples it, noise at the
+asked signal-to-noise ratio, nothing when off, and the same clip for the same seed."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchaudio.functional as AF
+
+from attnlab.errors import ConfigError
+from attnlab_speech import WaveAugment
+
+RATE = 16000
+
+
+def tone(seconds: float = 0.5, hz: float = 440.0) -> torch.Tensor:
+    t = torch.arange(int(seconds * RATE)) / RATE
+    return 0.5 * torch.sin(2 * math.pi * hz * t)
+
+
+def test_off_is_the_identity():
+    wave = tone()
+    assert torch.equal(WaveAugment(RATE)(wave), wave)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_one_speed_is_torchaudios_resampling_by_that_factor(factor):
+    wave = tone()
+    out = WaveAugment(RATE, speeds=[factor])(wave)
+    expected = AF.resample(wave, int(factor * RATE), RATE)  # played `factor` times faster
+    torch.testing.assert_close(out, expected)
+    assert abs(len(out) - len(wave) / factor) <= 1
+
+
+def test_speeds_are_drawn_per_clip_from_the_list():
+    wave, augment = tone(), WaveAugment(RATE, speeds=[0.9, 1.0, 1.1])
+    lengths = set()
+    for seed in range(30):
+        torch.manual_seed(seed)
+        lengths.add(len(augment(wave)))
+    assert lengths == {len(AF.resample(wave, int(f * RATE), RATE)) for f in (0.9, 1.0, 1.1)}
+
+
+def test_noise_comes_at_the_asked_signal_to_noise_ratio():
+    wave = tone(1.0)
+    torch.manual_seed(0)
+    out = WaveAugment(RATE, noise=1.0, snr=[20.0, 20.0])(wave)
+    noise = out - wave
+    snr = 10 * math.log10(float(wave.pow(2).sum() / noise.pow(2).sum()))
+    assert snr == pytest.approx(20.0, abs=1e-3)
+    assert abs(float(noise.mean())) < 0.01  # white Gaussian noise, centred
+
+
+def test_the_same_seed_gives_the_same_clip():
+    augment, wave = WaveAugment(RATE, speeds=[0.9, 1.0, 1.1], noise=0.5), tone()
+
+    def run(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return augment(wave)
+
+    assert torch.equal(run(1), run(1))
+    assert any(not torch.equal(run(1), run(s)) for s in range(2, 6))
+
+
+def test_bad_settings_and_inputs_are_one_line():
+    with pytest.raises(ConfigError, match="snr"):
+        WaveAugment(RATE, snr=[30.0, 10.0])
+    with pytest.raises(ConfigError, match="speeds"):
+        WaveAugment(RATE, speeds=[])
+    with pytest.raises(ConfigError, match="choose augment=none"):
+        WaveAugment(RATE)(torch.zeros(1, 3, 8, 8))

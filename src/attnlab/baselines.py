@@ -6,8 +6,8 @@ A figure means something next to what a user would otherwise run on the same spl
 - ``test/baseline/majority_acc``: the share of test labels equal to the most frequent
   training label (per example for ``sequence`` tasks, per token for ``token`` tasks);
 - ``test/baseline/linear_acc``: scikit-learn's logistic regression on the source's raw
-  features (:class:`~attnlab.data.HasRawFeatures`: pooled pixels, pooled log-mel
-  statistics, token counts), fitted on the training split with ``C`` chosen on the
+  features (:class:`~attnlab.data.HasRawFeatures`: plain per-example features each plugin
+  chooses, dense or sparse), fitted on the training split with ``C`` chosen on the
   validation split, scored on the whole test split (``sequence`` tasks only).
 
 Where a baseline does not apply it is skipped with a reason (logged): label sequences
@@ -108,7 +108,7 @@ def subset(n: int, limit: int) -> np.ndarray | None:
 def linear_accuracy(datamodule: DataModule) -> tuple[float, float]:
     """Test accuracy of logistic regression on raw features, and the ``C`` chosen on validation.
 
-    Dense features are standardised, sparse ones (token counts) scaled by their largest
+    Dense features are standardised, sparse ones (counts) scaled by their largest
     absolute value (sparsity kept); scaling is fitted on the training features.
     """
     from scipy import sparse

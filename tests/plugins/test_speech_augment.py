@@ -1,16 +1,20 @@
 """Waveform augmentation (attnlab_speech.WaveAugment): speed as torchaudio resamples it, noise at the
-asked signal-to-noise ratio, nothing when off, and the same clip for the same seed."""
+asked signal-to-noise ratio, nothing when off, and the same clip for the same seed; through the
+DataModule, clips keep their labels, evaluation sees plain clips, and the seed fixes the batches."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+import soundfile
 import torch
 import torchaudio.functional as AF
+from lightning_fabric.utilities.data import _set_sampler_epoch
 
+from attnlab.data import DataModule
 from attnlab.errors import ConfigError
-from attnlab_speech import WaveAugment
+from attnlab_speech import AudioFolder, WaveAugment
 
 RATE = 16000
 
@@ -71,3 +75,60 @@ def test_bad_settings_and_inputs_are_one_line():
         WaveAugment(RATE, speeds=[])
     with pytest.raises(ConfigError, match="choose augment=none"):
         WaveAugment(RATE)(torch.zeros(1, 3, 8, 8))
+
+
+# --- through the DataModule ------------------------------------------------------------
+
+SECONDS = {"low": 0.30, "mid": 0.45, "high": 0.65}  # each word's clips have their own length
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for word, seconds in SECONDS.items():
+        (tmp_path / word).mkdir()
+        for take in range(10):
+            soundfile.write(tmp_path / word / f"{take}.wav", tone(seconds, 200.0 + 30 * take).numpy(), RATE)
+    return tmp_path
+
+
+def datamodule(root, seed: int = 0, augment: WaveAugment | None = None):
+    dm = DataModule(AudioFolder(root=str(root), sample_rate=RATE), batch_size=4, seed=seed)
+    dm.setup()
+    dm.set_transforms(augment, None)
+    return dm
+
+
+def epoch(dm, number: int = 0) -> list[dict]:
+    loader = dm.train_dataloader()
+    _set_sampler_epoch(loader, number)
+    return list(loader)
+
+
+def test_sped_up_clips_keep_their_labels_and_evaluation_sees_plain_clips(folder):
+    speeds = [0.9, 1.1]
+    dm = datamodule(folder, augment=WaveAugment(RATE, speeds=speeds, noise=0.5))
+    names = dm.class_names
+    expected = {k: {round(RATE * SECONDS[name] / f) for f in speeds} for k, name in enumerate(names)}
+    seen = 0
+    for batch in epoch(dm):
+        for length, label in zip(batch["lengths"].tolist(), batch["target"].tolist()):
+            assert any(abs(length - n) <= 1 for n in expected[label])  # its own word's length, at one of the speeds
+            seen += 1
+    assert seen == len(dm.split("train"))
+    plain = datamodule(folder)
+    for name in ("val", "test"):
+        for a, b in zip(getattr(dm, f"{name}_dataloader")(), getattr(plain, f"{name}_dataloader")()):
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_same_seed_gives_the_same_augmented_clips(folder):
+    def run(seed: int) -> list[dict]:
+        return epoch(datamodule(folder, seed, WaveAugment(RATE, speeds=[0.9, 1.0, 1.1], noise=0.5)), number=1)
+
+    def same(a: list[dict], b: list[dict]) -> bool:
+        return all(x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
+
+    first = run(3)
+    torch.manual_seed(999)  # whatever the global RNG did in between
+    assert same(first, run(3))
+    assert not same(first, run(4))

@@ -4,6 +4,7 @@ falls below them (the final table, the sweep report)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +22,11 @@ from attnlab import baselines, console
 from attnlab.data import DataModule, LoadContext, SourceData, Split
 from attnlab.data.splits import stratified_split
 from attnlab.report import build_report, markdown
+from attnlab.train import train
 from attnlab.types import IGNORE_INDEX
 from attnlab_vision import Digits
-from helpers import fake_job
+from conftest import FAST
+from helpers import fake_job, wandb_records
 
 GRID = (0.01, 0.1, 1.0, 10.0)
 
@@ -187,3 +190,21 @@ def test_the_sweep_report_flags_jobs_below_their_baseline(tmp_path):
     assert [row["below_baseline"] for row in report.rows()] == ["test/acc < test/baseline/linear_acc", ""]
     text = markdown(report)
     assert "- job 0: test/acc 0.8000 is below its baseline test/baseline/linear_acc 0.8900" in text
+
+
+def test_a_run_writes_its_baselines_to_metrics_json_and_wandb(make_config, tmp_path):
+    """The values the loggers got are W&B's summary (read from the offline run file, not through wandb)."""
+    train(make_config(*FAST))
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"test/baseline/majority_acc", "test/baseline/linear_acc"} <= set(metrics)
+    (path,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    summary = {}
+    for record in wandb_records(path):
+        if record.WhichOneof("record_type") == "summary":
+            summary |= {
+                item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.summary.update
+            }
+    assert {k: summary[k] for k in metrics if k.startswith("test/baseline/")} == pytest.approx(
+        {k: v for k, v in metrics.items() if k.startswith("test/baseline/")}
+    )

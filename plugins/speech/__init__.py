@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from attnlab.plugins import Plugin
+from attnlab_speech.augment import WaveAugment
 from attnlab_speech.data import (
     AudioFolder,
     DigitGeneration,
@@ -31,5 +32,6 @@ __all__ = [
     "SpeechFrontend",
     "SpokenDigitStrings",
     "SpokenDigits",
+    "WaveAugment",
     "plugin",
 ]

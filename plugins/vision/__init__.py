@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from attnlab.plugins import Plugin
+from attnlab_vision.augment import ImageAugment, MixCut
 from attnlab_vision.data import Cifar10, Digits, ImageFolder
 from attnlab_vision.frontend import PatchEmbed
 
@@ -16,4 +17,4 @@ plugin = Plugin(
     sources=SOURCES,
 )
 
-__all__ = ["SOURCES", "Cifar10", "Digits", "ImageFolder", "PatchEmbed", "plugin"]
+__all__ = ["SOURCES", "Cifar10", "Digits", "ImageAugment", "ImageFolder", "MixCut", "PatchEmbed", "plugin"]

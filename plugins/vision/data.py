@@ -1,9 +1,11 @@
 """Image dataset sources: scikit-learn's digits (embedded), CIFAR-10 and folders of images.
 
 Each source is read by attnlab's :class:`~attnlab.data.DataModule` (``data.source``).
-Images become normalised float tensors ``(C, S, S)`` at ``image_size`` S; a batch is
-``{"inputs": (B, C, S, S), "target": (B,)}``. Splits are fixed by ``split_seed``
-(stratified), independent of the training seed.
+An example's image is a float tensor ``(C, H, W)`` in [0, 1], which is what the training
+augmentation (``data.train_transform``, :mod:`attnlab_vision.augment`) expects: torchvision's
+TrivialAugment and RandAugment need [0, 1] floats or uint8. The collate then normalises:
+a batch is ``{"inputs": (B, C, S, S) in [-1, 1], "target": (B,)}`` at ``image_size`` S. Splits
+are fixed by ``split_seed`` (stratified), independent of the training seed.
 """
 
 from __future__ import annotations
@@ -34,22 +36,30 @@ Size = Annotated[int, Ge(1)]
 
 
 def image_transform(image_size: int, channels: int) -> v2.Compose:
-    """PIL image → float ``(channels, S, S)`` in [-1, 1]."""
+    """PIL image → float ``(channels, S, S)`` in [0, 1] (normalised later, in :func:`collate_images`)."""
     steps: list[Any] = [v2.ToImage()]
     if channels == 1:
         steps.append(v2.Grayscale())
     steps += [
         v2.Resize((image_size, image_size), antialias=True),
         v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize([0.5] * channels, [0.5] * channels),
     ]
     return v2.Compose(steps)
 
 
+def normalise(images: Tensor) -> Tensor:
+    """Images in [0, 1] to [-1, 1] (mean and standard deviation 0.5 per channel)."""
+    return (images - 0.5) / 0.5
+
+
 def collate_images(examples: Sequence[dict[str, Any]]) -> Batch:
-    """``inputs`` ``(B, C, S, S)`` and ``target`` ``(B,)``: images of one size need no padding."""
+    """``inputs`` ``(B, C, S, S)`` in [-1, 1] and ``target`` ``(B,)``: images of one size need no padding.
+
+    Normalising here, after the per-example training transforms, lets them work on [0, 1]
+    images; batch transforms (MixUp, CutMix) are linear and see the normalised batch.
+    """
     return {
-        "inputs": torch.stack([ex["inputs"] for ex in examples]),
+        "inputs": normalise(torch.stack([ex["inputs"] for ex in examples]).float()),
         "target": torch.as_tensor([int(ex["target"]) for ex in examples], dtype=torch.long),
     }
 
@@ -66,7 +76,7 @@ def _check_size(image_size: int) -> None:
 
 
 class TensorImages(Dataset):
-    """Images already in memory, ``(N, C, S, S)`` float, with integer labels."""
+    """Images already in memory, ``(N, C, H, W)`` float in [0, 1], with integer labels."""
 
     def __init__(self, images: Tensor, labels: Tensor) -> None:
         self.images, self.labels = images, labels
@@ -124,8 +134,12 @@ def _values(channels: int, image_size: int) -> dict[str, Any]:
 class Digits:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), resized.
 
+    Examples are the 8x8 images (what training augmentation shifts, crops and erases: a
+    pixel there is a pen stroke, and a transform costs a fraction of what it costs at 128 px);
+    the collate upsamples the batch to ``image_size``.
+
     Args:
-        image_size: images are upsampled to ``image_size x image_size``.
+        image_size: images are upsampled to ``image_size x image_size`` (bilinear) in each batch.
         val_fraction, test_fraction: shares held out, stratified by digit.
         split_seed: fixes the splits, independently of the training seed.
     """
@@ -144,16 +158,19 @@ class Digits:
 
         bunch = load_digits()
         pixels = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8) in [0, 1]
-        images = F.interpolate(pixels, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
-        images = (images - 0.5) / 0.5  # (N, 1, S, S) in [-1, 1]
         labels = np.asarray(bunch.target, dtype=np.int64)
-        whole = Split(TensorImages(images, torch.from_numpy(labels)), labels=labels, origin="sklearn digits")
+        whole = Split(TensorImages(pixels, torch.from_numpy(labels)), labels=labels, origin="sklearn digits")
         fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
         names = [str(d) for d in range(10)]
         train, val, test = (whole.subset(p) for p in stratified_split(labels, fractions, self.split_seed, names))
         return SourceData(train, val, test, "sequence", names, _values(1, self.image_size))
 
-    collate = staticmethod(collate_images)
+    def collate(self, examples: Sequence[dict[str, Any]]) -> Batch:
+        """``inputs`` ``(B, 1, S, S)`` in [-1, 1], upsampled from 8x8, and ``target`` ``(B,)``."""
+        batch = collate_images(examples)
+        size = (self.image_size,) * 2
+        batch["inputs"] = F.interpolate(batch["inputs"], size=size, mode="bilinear", align_corners=False)
+        return batch
 
     def raw_features(self, example: dict[str, Any]) -> np.ndarray:
         """The 8x8 pixels (the images' own resolution): 64 features."""

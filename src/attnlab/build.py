@@ -16,7 +16,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
-from attnlab.config import data_value
+from attnlab.config import data_info, data_value
 from attnlab.data import DataModule
 from attnlab.data.catalog import check_pairing
 from attnlab.errors import ConfigError, find_user_error
@@ -26,6 +26,7 @@ from attnlab.validate import rejections
 
 COMPONENTS = (
     "data",
+    "augment",
     "frontend",
     "backbone",
     "head",
@@ -38,9 +39,13 @@ COMPONENTS = (
     "hparams_search",
     "attention_defaults",
 )
-"""Top-level config nodes that are built into objects (or, for ``paths``,
-``hparams_search`` and ``attention_defaults``, interpolated: ``hparams_search`` into
-``hydra.sweeper``, ``attention_defaults`` into attention backbones)."""
+"""Top-level config nodes that are built into objects (or, for ``paths``, ``augment``,
+``hparams_search`` and ``attention_defaults``, interpolated: ``augment`` into the data's
+training transforms, ``hparams_search`` into ``hydra.sweeper``, ``attention_defaults`` into
+attention backbones)."""
+
+TRANSFORMS = ("train_transform", "batch_transform")
+"""The data's training transforms: built after set-up, so that they can read ``${from_data:...}``."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[DataModule, d
     if cfg.get("data") is None:
         raise ConfigError("no dataset chosen; pass data=<name> (see `attnlab-plugins`)")
     check_modality(cfg)
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, **{key: None for key in TRANSFORMS if key in cfg.data})
     if not isinstance(datamodule, DataModule):
         raise ConfigError(
             f"data._target_ must be attnlab.data.DataModule (with the dataset under data.source); "
@@ -116,7 +121,27 @@ def build_datamodule(cfg: DictConfig, stage: str = "fit") -> tuple[DataModule, d
     datamodule.prepare_data()
     datamodule.setup(stage)
     resolve_head(cfg, datamodule.spec.task, type(datamodule.source).__name__)
-    return datamodule, datamodule.data_info()
+    info = datamodule.data_info()
+    with data_info(info):
+        datamodule.set_transforms(*build_transforms(cfg.data))
+    return datamodule, info
+
+
+def build_transforms(data: DictConfig) -> tuple[Any, Any]:
+    """``data.train_transform`` and ``data.batch_transform`` (None where unset), inside a ``data_info`` scope.
+
+    They usually follow the ``augment`` group (``${augment.example}``, ``${augment.batch}``)
+    and may read the data's values (``${from_data:num_classes}``, ``${from_data:sample_rate}``).
+    """
+    built = []
+    for key in TRANSFORMS:
+        node = data.get(key)
+        if node is None:
+            built.append(None)
+            continue
+        with rejections(f"data.{key}", str(node.get("_target_"))):
+            built.append(instantiate(node))
+    return built[0], built[1]
 
 
 def check_modality(cfg: DictConfig) -> None:

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from attnlab.report import Report, short
+from attnlab.report import Report, below_baseline, short
+from attnlab.runs import direction
 
 _console = Console(stderr=False, soft_wrap=True)
 
@@ -42,13 +43,26 @@ def print_config_tree(config: Mapping[str, Any]) -> None:
     _console.print(tree)
 
 
-def print_results(title: str, metrics: Mapping[str, float], run_dir: Path) -> None:
-    """The final metrics as a table, then the run folder."""
+def print_results(title: str, metrics: Mapping[str, float], run_dir: Path, head: str | None = None) -> None:
+    """The final metrics as a table, then the run folder.
+
+    A metric worse than one of its baselines (``test/acc`` under ``test/baseline/linear_acc``)
+    is flagged in red, in its direction (``head``: the run's head target, which declares it).
+    """
+    flagged = below_baseline(metrics, lambda metric: direction(metric, head) == "max")
+    notes: dict[str, list[str]] = {}
+    for metric, baseline in flagged:
+        notes.setdefault(metric, []).append(f"below {baseline.rsplit('/', 1)[-1]} ({metrics[baseline]:.4f})")
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    if notes:
+        table.add_column("baseline")
     for key in sorted(metrics):
-        table.add_row(key, f"{metrics[key]:.4f}")
+        row = [key, f"{metrics[key]:.4f}"]
+        if key in notes:
+            row = [f"[red]{key}[/]", f"[red]{row[1]}[/]", f"[red]{'; '.join(notes[key])}[/]"]
+        table.add_row(*row)
     _console.print(table)
     _console.print(f"run folder: {run_dir}")
 
@@ -74,6 +88,8 @@ def print_report(report: Report) -> None:
         console.print(f"[red]job {job.name} failed[/]: {escape(job.error or 'no error recorded')}")
     for note in report.ties():
         console.print(f"[yellow]tie[/]: {escape(note)}")
+    for note in report.baseline_notes():
+        console.print(f"[red]below baseline[/]: {escape(note)}")
     if report.seeded:
         direction = "higher" if report.mode == "max" else "lower"
         summary = Table(title=f"{report.metric} over seeds ({direction} is better)")

@@ -127,6 +127,12 @@ def _unknown_key(key: str, config_name: str, argv: Sequence[str]) -> str:
     node: Any = cfg
     depth = 0
     while depth < len(parts) - 1 and parts[depth] in node and isinstance(node[parts[depth]], DictConfig):
+        followed = _followed(node, parts[depth])
+        if followed is not None:  # e.g. data.train_transform: ${augment.example}
+            _, _, value = typed.partition("=")
+            where = ".".join(parts[: depth + 1])
+            instead = ".".join([followed, *parts[depth + 1 :]])
+            return f"{typed}: {where} follows ${{{followed}}}; set {instead}={value} instead"
         node, depth = node[parts[depth]], depth + 1
     missing = parts[depth]
     owner = ".".join(parts[:depth])
@@ -142,6 +148,14 @@ def _unknown_key(key: str, config_name: str, argv: Sequence[str]) -> str:
     name = label or "the config"
     listing = f"; its keys: {', '.join(keys)}" if keys else ""
     return f"{typed}: {name} has no key {missing!r}{_close(missing, keys)}{listing} (to add a new key write +{typed})"
+
+
+def _followed(node: DictConfig, key: str) -> str | None:
+    """The node ``node[key]`` is an interpolation of (``augment.example`` for ``${augment.example}``), if it is one."""
+    if not OmegaConf.is_interpolation(node, key):
+        return None
+    found = re.fullmatch(r"\$\{([\w.]+)\}", str(node._get_node(key)._value()))
+    return found.group(1) if found else None
 
 
 def _no_setting(typed: str, owner: str, chosen: str | None, node: DictConfig, missing: str) -> str:

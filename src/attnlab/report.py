@@ -15,7 +15,7 @@ import csv
 import logging
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,29 @@ def baseline_of(key: str, metrics: set[str]) -> str | None:
         return None
     matches = [m for m in metrics if m.startswith(f"{split}/") and rest.endswith("_" + m.split("/", 1)[1])]
     return max(matches, key=len) if matches else None
+
+
+def below_baseline(metrics: Mapping[str, float], higher_is_better: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """``(metric, baseline)`` pairs of ``metrics`` in which the metric is worse than its baseline.
+
+    A result below a majority-class guess or a linear model on the same split
+    (:mod:`attnlab.baselines`) is worth a flag wherever it is shown: the final table
+    (:func:`attnlab.console.print_results`) and the sweep report (:class:`Report`) both ask here.
+
+    Args:
+        metrics: one run's metrics, baselines included (``test/baseline/linear_acc``).
+        higher_is_better: the direction of a metric key (``test/acc``: True).
+    """
+    names = set(metrics)
+    flagged = []
+    for baseline in sorted(names):
+        metric = baseline_of(baseline, names)
+        if metric is None or not (_usable(metrics[metric]) and _usable(metrics[baseline])):
+            continue
+        value, bar = metrics[metric], metrics[baseline]
+        if value < bar if higher_is_better(metric) else value > bar:
+            flagged.append((metric, baseline))
+    return flagged
 
 
 def metric_columns(jobs: Sequence[Job], main: str) -> list[str]:
@@ -162,6 +185,25 @@ class Report:
     def setting_of(self, job: Job) -> Setting:
         return next(s for s in self.settings if job in s.jobs)
 
+    def higher_is_better(self, metric: str) -> bool:
+        """The direction of a reported metric: the run's objective's, else the head's declaration or the name."""
+        if metric == self.metric:
+            return self.mode == "max"
+        head = next((job.head for job in self.jobs if job.head is not None), None)
+        return direction(metric.replace("/baseline/", "/"), head) == "max"
+
+    def below_baseline(self, job: Job) -> list[tuple[str, str]]:
+        """The job's ``(metric, baseline)`` pairs in which the metric is worse than its baseline."""
+        return below_baseline(job.metrics, self.higher_is_better)
+
+    def baseline_notes(self) -> list[str]:
+        """One sentence per job and metric below its baseline (a majority guess, a linear model)."""
+        return [
+            f"job {job.name}: {metric} {job.metrics[metric]:.4f} is below its baseline {base} {job.metrics[base]:.4f}"
+            for job in self.jobs
+            for metric, base in self.below_baseline(job)
+        ]
+
     def ties(self) -> list[str]:
         """One sentence per rank that several settings share: they cannot be told apart by the metric."""
         notes = []
@@ -190,6 +232,7 @@ class Report:
                 params=job.params,
                 attention_peak_bytes=job.attention_bytes,
                 samples_per_sec=job.throughput,
+                below_baseline="; ".join(f"{m} < {b}" for m, b in self.below_baseline(job)),
                 status=job.status,
                 error=job.error or "",
             )
@@ -262,7 +305,8 @@ def markdown(report: Report) -> str:
         ["rank", "setting", "mean", "95% CI ±", "seeds" if report.seeded else "jobs"],
         [(s.rank_label, s.label, s.mean, s.half_width, len(s.values)) for s in report.settings],
     )
-    lines += [""] + [f"- {note}" for note in report.ties()] + ([""] if report.ties() else [])
+    notes = report.ties() + report.baseline_notes()
+    lines += [""] + [f"- {note}" for note in notes] + ([""] if notes else [])
     lines += ["## Jobs", ""]
     rows = report.rows()
     lines += _md_table(list(rows[0]), [list(r.values()) for r in rows])

@@ -34,7 +34,6 @@ from attnlab.report_plots import (
     confusion_matrices,
     curves,
     figure_div,
-    higher_is_better,
     parallel,
     quality_and_cost,
     sortable,
@@ -88,6 +87,7 @@ def header(report: Report) -> str:
         f"Written {datetime.now().isoformat(timespec='seconds')}.</p>",
     ]
     parts += [f'<p class="note">{html.escape(note)}</p>' for note in report.ties()]
+    parts += [f'<p class="note fail">below baseline: {html.escape(note)}</p>' for note in report.baseline_notes()]
     if running:
         parts.append('<p class="note">Running jobs show their latest epoch and are not ranked yet.</p>')
     for job in report.failed:
@@ -130,7 +130,8 @@ def _columns(report: Report, jobs: list[Job]) -> list[tuple[str, list[str], list
     for i, metric in enumerate(report.columns):
         values = [job.metrics.get(metric) for job in jobs]
         keys = [None if v is None or math.isnan(v) else v for v in values]
-        cols.append((arrow(metric, report), [_num(v) for v in values], keys, higher_is_better(metric, report)))
+        shown = [_num(v) + _below(report, job, metric) for v, job in zip(values, jobs)]
+        cols.append((arrow(metric, report), shown, keys, report.higher_is_better(metric)))
         if i == 0:
             shown = [_interval(s) for s in settings]
             cols.append(("mean ± 95% CI", shown, [s.mean for s in settings], report.mode == "max"))
@@ -148,6 +149,12 @@ def _columns(report: Report, jobs: list[Job]) -> list[tuple[str, list[str], list
         ("samples/s", [_count(job.throughput) for job in jobs], [job.throughput for job in jobs], True),
     ]
     return cols
+
+
+def _below(report: Report, job: Job, metric: str) -> str:
+    """`` ⚠ below <baseline>`` when the job's ``metric`` is worse than one of its baselines."""
+    names = [base.rsplit("/", 1)[-1] for m, base in report.below_baseline(job) if m == metric]
+    return f" ⚠ below {', '.join(names)}" if names else ""
 
 
 def _job_number(job: Job) -> Any:

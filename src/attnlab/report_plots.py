@@ -19,7 +19,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from attnlab.report import SEED, Report, Setting, short
-from attnlab.runs import Job, attention_folder, confusion_matrix, direction
+from attnlab.runs import Job, attention_folder, confusion_matrix
 
 PALETTE = qualitative.Plotly + qualitative.D3[1:] + qualitative.Dark24
 MAX_MAP_SETTINGS = 8
@@ -31,15 +31,8 @@ def figure_div(fig: go.Figure, div_id: str, plotlyjs: bool = False) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=plotlyjs, div_id=div_id, config=CONFIG)
 
 
-def higher_is_better(metric: str, report: Report) -> bool:
-    if metric == report.metric:
-        return report.mode == "max"
-    head = next((job.head for job in report.jobs if job.head is not None), None)
-    return direction(metric.replace("/baseline/", "/"), head) == "max"
-
-
 def arrow(metric: str, report: Report) -> str:
-    return f"{metric} {'↑' if higher_is_better(metric, report) else '↓'}"
+    return f"{metric} {'↑' if report.higher_is_better(metric) else '↓'}"
 
 
 def sortable(value: str) -> Any:

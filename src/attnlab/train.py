@@ -15,7 +15,7 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from attnlab import jobs, objective, resume, tracking, validate
+from attnlab import baselines, jobs, objective, resume, tracking, validate
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
 from attnlab.callbacks import EmbedRunConfig, LastCheckpoint, TrackObjective
 from attnlab.callbacks.history import scalar_metrics
@@ -137,6 +137,8 @@ def train(cfg: DictConfig) -> float | None:
                 lambda: trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False),
             )
             metrics.update(scalar_metrics(results[0] if results else {}, ("test/",)))
+            if trainer.is_global_zero:  # a majority guess and a linear model on the same split (attnlab.baselines)
+                metrics.update(baselines.report(datamodule, trainer.loggers, step=trainer.global_step))
         if trainer.is_global_zero:
             write_metrics(run_dir / "metrics.json", metrics)
             log.info("metrics: %s", json.dumps(metrics))
@@ -146,5 +148,5 @@ def train(cfg: DictConfig) -> float | None:
         end_process_group()
 
     if trainer.is_global_zero:
-        print_results("final metrics", metrics, run_dir)
+        print_results("final metrics", metrics, run_dir, head=cfg.head.get("_target_"))
     return tracker.best

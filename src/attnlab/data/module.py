@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -122,6 +122,27 @@ class DataModule(pl.LightningDataModule):
         self._data = data
         log.info("data: %s", summary(data))
 
+    def set_transforms(
+        self,
+        train_transform: Callable[[Any], Any] | None,
+        batch_transform: Callable[[Batch], Batch] | None,
+    ) -> None:
+        """Sets the training transforms and tries them on the first training examples.
+
+        Configs build the transforms after set-up (they may read the data's values, e.g.
+        its number of classes), then hand them over here. The try runs the training path
+        (:class:`TrainingExamples`, :class:`TrainingCollate`) on two examples under a
+        forked RNG, so a transform that cannot take this data (an image augmentation given
+        waveforms) fails now, in one line, instead of in a loader worker after minutes.
+        """
+        self.train_transform, self.batch_transform = train_transform, batch_transform
+        if train_transform is None and batch_transform is None:
+            return
+        split = self.split("train")
+        examples = TrainingExamples(split.examples, train_transform, self.seed)
+        collate = TrainingCollate(self.source.collate, batch_transform, self.seed)
+        collate([examples[(0, i)] for i in range(min(2, len(split)))])
+
     def _drop_unreadable(self, data: SourceData, context: LoadContext) -> None:
         """Decode, in one scan, the split files the source did not check while loading; drop bad ones."""
         assert isinstance(self.source, ChecksFiles)
@@ -187,11 +208,16 @@ class DataModule(pl.LightningDataModule):
             raise ValueError(f"unknown split {name!r}; splits: {', '.join(SPLITS)}")
         return getattr(self._ready(), name)
 
-    def raw_features(self, name: str) -> tuple[Any, np.ndarray]:
+    def raw_features(self, name: str, index: Sequence[int] | None = None) -> tuple[Any, np.ndarray]:
         """Plain features ``(N, F)`` (NumPy or SciPy sparse) and class ids ``(N,)`` of a split.
 
         For a scikit-learn baseline on the same split the model sees. Needs a source with
         ``raw_features`` and one label per example.
+
+        Args:
+            name: ``train``, ``val`` or ``test``.
+            index: only these examples of the split (e.g. a subset of a large training
+                split), in this order; None for all.
 
         Raises:
             ConfigError: the source gives no raw features, or the task is not ``sequence``.
@@ -201,12 +227,14 @@ class DataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"{type(self.source).__name__} gives no raw features per example (task {self.spec.task!r})"
             )
-        rows = [self.source.raw_features(split.examples[i]) for i in range(len(split))]
+        chosen = range(len(split)) if index is None else [int(i) for i in index]
+        rows = [self.source.raw_features(split.examples[i]) for i in chosen]
+        labels = split.labels[np.asarray(list(chosen), dtype=np.int64)]
         if rows and not isinstance(rows[0], np.ndarray):
             import scipy.sparse
 
-            return scipy.sparse.vstack(rows).tocsr(), split.labels
-        return np.stack(rows).astype(np.float32), split.labels
+            return scipy.sparse.vstack(rows).tocsr(), labels
+        return np.stack(rows).astype(np.float32), labels
 
     # --- loaders --------------------------------------------------------------------
 

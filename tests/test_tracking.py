@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from attnlab.errors import ConfigError
-from attnlab.tracking import redact, resolve_mode
+from attnlab.tracking import redact, resolve_mode, wandb_logger
 from attnlab.train import train
 from conftest import FAST
 
@@ -32,6 +32,25 @@ def test_auto_is_online_with_a_netrc_login(no_credentials):
     no_credentials.write_text("machine api.wandb.ai\n  login user\n  password " + "y" * 40 + "\n")
     no_credentials.chmod(0o600)
     assert resolve_mode("auto") == "online"
+
+
+def test_auto_is_online_after_wandb_login_to_its_default_server(no_credentials):
+    """What `wandb login` writes (wandb's own netrc writer, for the server it uses by default)."""
+    from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+    from wandb.sdk.lib.wbauth.wbnetrc import write_netrc_auth
+
+    write_netrc_auth(host=DEFAULT_BASE_URL, api_key="z" * 40)
+    assert resolve_mode("auto") == "online"
+
+
+def test_an_offline_run_sends_no_wandb_telemetry(no_credentials, tmp_path):
+    """wandb 0.31 builds its usage-telemetry exporter (which posts to the W&B server) from its
+    process-wide settings, which say online unless WANDB_MODE does; an offline run turns it off."""
+    from wandb.analytics.opentelemetry import opentelemetry_proxy
+
+    logger = wandb_logger(project="p", save_dir=str(tmp_path / "run"))
+    assert logger._wandb_init["mode"] == "offline"
+    assert opentelemetry_proxy.get_open_telemetry_proxy() is None
 
 
 def test_explicit_modes_win(no_credentials, monkeypatch):

@@ -3,7 +3,10 @@
 ``mode=auto`` runs online when an API key is configured (``WANDB_API_KEY`` or a netrc
 entry, as ``wandb login`` writes) and offline otherwise. The mode is passed to
 ``wandb.init`` for this run only; the process-wide ``WANDB_MODE`` is left alone (Lightning's
-``offline=True`` would set it for every later run in the process).
+``offline=True`` would set it for every later run in the process). An offline or disabled
+run also turns off wandb's usage telemetry for the process: wandb 0.31 decides it from its
+process-wide settings, not the run's mode, and would otherwise post to the W&B server from
+a run the user asked to keep offline.
 
 The run's summary holds the best value of the optimised metric in its direction
 (``define_metric(summary="max"|"min")``), not its last value; checkpoints can be logged as
@@ -37,16 +40,23 @@ _SECRET = re.compile(
 """Config keys whose values never reach a logger (``cls_token`` or ``pad_token`` are not secrets)."""
 
 
+DEFAULT_HOSTS = ("api.forge.coreweave.com", "api.wandb.ai")
+"""The hosts ``wandb login`` writes a netrc entry for when ``WANDB_BASE_URL`` is unset (wandb 0.31's default
+server, and the W&B API it fronts, which older wandb versions wrote)."""
+
+
 def has_api_key() -> bool:
     """True when W&B credentials are configured for this user."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    base = os.environ.get("WANDB_BASE_URL")
+    hosts = [urlparse(base).hostname] if base else list(DEFAULT_HOSTS)
     path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     try:
-        return path.is_file() and netrc.netrc(path).authenticators(host) is not None
+        entries = netrc.netrc(path) if path.is_file() else None
     except (netrc.NetrcParseError, OSError):
         return False
+    return entries is not None and any(host and entries.authenticators(host) is not None for host in hosts)
 
 
 def resolve_mode(mode: str) -> str:
@@ -151,6 +161,11 @@ def wandb_logger(
     if log_model not in (True, False, "all"):
         raise ConfigError(f"logger.wandb.log_model={log_model!r} must be true, false or all")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
+    resolved = resolve_mode(mode)
+    if resolved in ("offline", "disabled"):
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+
+        opentelemetry_proxy.disable()  # see the module's docstring
     return SummaryWandbLogger(
         id=run_id(Path(save_dir)),
         resume="allow",
@@ -162,7 +177,7 @@ def wandb_logger(
         job_type=job_type,
         tags=list(tags),
         notes=notes,
-        mode=resolve_mode(mode),
+        mode=resolved,
         log_model=log_model,
         sweep_dir=sweep_dir,
     )

@@ -13,15 +13,17 @@ augmented ones. The presets in ``conf/augment/`` choose their settings.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import torch
 from annotated_types import Ge, Interval
 from torch import Tensor
-from torchvision.transforms import v2
 
 from attnlab.errors import ConfigError
 from attnlab.types import Batch
+
+if TYPE_CHECKING:  # torchvision's import pulls its model zoo and torch._dynamo (~2 s): loaded where used
+    from torchvision.transforms import v2
 
 Crop = Literal["none", "pad", "resized"]
 Auto = Literal["none", "trivial", "rand"]
@@ -83,6 +85,8 @@ class ImageAugment:
 
     def pipeline(self, height: int, width: int) -> v2.Compose:
         """The torchvision transforms for images of ``height x width`` (made once per size)."""
+        from torchvision.transforms import v2
+
         size = (height, width)
         if size not in self._pipelines:
             steps: list[Any] = []
@@ -144,6 +148,8 @@ class MixCut:
         if mixup < 0 or cutmix < 0 or not 0.0 <= prob <= 1.0:
             raise ConfigError(f"augment.batch: mixup={mixup} and cutmix={cutmix} must be >= 0, prob={prob} in [0, 1]")
         self.num_classes, self.mixup, self.cutmix, self.prob = num_classes, mixup, cutmix, prob
+        from torchvision.transforms import v2
+
         mixers = [v2.MixUp(alpha=mixup, num_classes=num_classes)] if mixup > 0 else []
         mixers += [v2.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix > 0 else []
         self._mix: Any = v2.RandomChoice(mixers) if len(mixers) == 2 else (mixers[0] if mixers else None)

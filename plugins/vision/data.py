@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,13 +22,15 @@ from annotated_types import Ge, Gt, Lt
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
-from torchvision.transforms import v2
 
 from attnlab.data import LoadContext, SourceData, Split
 from attnlab.data.folders import folder_splits, require_root
 from attnlab.data.splits import stratified_split
 from attnlab.errors import ConfigError, DataError
 from attnlab.types import Batch, Task
+
+if TYPE_CHECKING:  # torchvision's import pulls its model zoo and torch._dynamo (~2 s): loaded where used
+    from torchvision.transforms import v2
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 Fraction = Annotated[float, Gt(0), Lt(1)]
@@ -37,6 +39,8 @@ Size = Annotated[int, Ge(1)]
 
 def image_transform(image_size: int, channels: int) -> v2.Compose:
     """PIL image → float ``(channels, S, S)`` in [0, 1] (normalised later, in :func:`collate_images`)."""
+    from torchvision.transforms import v2
+
     steps: list[Any] = [v2.ToImage()]
     if channels == 1:
         steps.append(v2.Grayscale())

@@ -126,6 +126,8 @@ class AttnlabModule(pl.LightningModule):
         value logged per step and per epoch: ``train/loss_step``, ``train/loss_epoch`` and
         ``train/loss`` (for callbacks: the epoch mean).
         """
+        if self._trainer is None:  # a step called by hand: nothing to log to (Lightning's self.log would drop it too)
+            return
         if stage == "train":
             self.train_loss.update(loss.detach().expand(size))  # one value per example: weighted by batch size
             if (self.global_step + 1) % self.trainer.log_every_n_steps == 0 or self.trainer.fast_dev_run:

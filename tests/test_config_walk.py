@@ -19,7 +19,15 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from attnlab import config, plugins, preflight
-from attnlab.build import build_callbacks, build_datamodule, build_model, build_named, run_settings
+from attnlab.build import (
+    TRANSFORMS,
+    build_callbacks,
+    build_datamodule,
+    build_model,
+    build_named,
+    build_transforms,
+    run_settings,
+)
 from attnlab.tasks import AUTO, head_task
 from conftest import compose_config
 
@@ -84,10 +92,12 @@ def test_config_file_composes_and_instantiates(root, rel, tmp_path):
         return
     run_settings(cfg)  # top-level keys: each is read, or this raises
     preflight.check_job(cfg, {}, [])  # every value fits what it configures
-    instantiate(cfg.data)  # constructing needs no files; set-up is tested per dataset
+    # constructing needs no files (set-up is tested per dataset); transforms are built after set-up, as runs do
+    instantiate(cfg.data, **{key: None for key in TRANSFORMS if key in cfg.data})
     info = data_info(modality)
     target = cfg.head._target_  # an explicit head builds with the task it fits (the data's is checked per dataset)
     with config.data_info({**info, "task": info["task"] if target == AUTO else head_task(target)}):
+        build_transforms(cfg.data)  # training augmentation may read the data's values (num_classes, sample_rate)
         model = build_model(cfg)
         optimizer = model.optimizer_factory(model.parameters())
         if model.scheduler_factory is not None:

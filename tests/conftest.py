@@ -1,4 +1,9 @@
-"""Shared fixtures: composing configs the way the `attnlab` CLI does, without a subprocess."""
+"""Shared fixtures: composing configs the way the `attnlab` CLI does, without a subprocess.
+
+`make test` runs the suite in parallel (pytest-xdist, one worker per core): each worker
+then uses one intra-op thread, and so do the processes its tests start, so that the
+workers share the cores instead of fighting over them.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,15 @@ BIN = Path(sys.executable).parent
 os.environ.pop("WANDB_API_KEY", None)
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("NETRC", str(ROOT / "tests" / "no-netrc"))
-# Generated datasets go to a fresh folder per session, never to the user's cache.
-os.environ["ATTNLAB_DATA"] = tempfile.mkdtemp(prefix="attnlab-test-data-")
+# Generated datasets go to a fresh folder per test run, never to the user's cache; the workers
+# of one parallel run share it (a dataset is built in a temporary folder and renamed into place).
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if RUN_ID:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["ATTNLAB_DATA"] = str(Path(tempfile.gettempdir()) / f"attnlab-test-data-{RUN_ID}")
+    os.makedirs(os.environ["ATTNLAB_DATA"], exist_ok=True)
+else:
+    os.environ["ATTNLAB_DATA"] = tempfile.mkdtemp(prefix="attnlab-test-data-")
 
 config.register_search_path()
 config.register_resolvers()

@@ -76,3 +76,16 @@ def _no_wandb_mode_leak():
     before = os.environ.get("WANDB_MODE")
     yield
     assert os.environ.get("WANDB_MODE") == before, "a run changed the process-wide WANDB_MODE"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup``, tests that share a module-scoped fixture run in one worker.
+
+    Otherwise each worker that runs one of them would build the fixture (a trained sweep, a
+    built wheel) again.
+    """
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        scopes = {d[-1].scope for d in defs.name2fixturedefs.values()} if defs is not None else set()
+        if scopes & {"module", "class", "package"}:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -72,18 +72,46 @@ def make_config(tmp_path: Path) -> Callable[..., DictConfig]:
 
 
 @pytest.fixture(autouse=True)
+def _threads_kept():
+    """A run in this process sets torch's threads for its job; the next test gets the worker's own back."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
 def _no_wandb_mode_leak():
     before = os.environ.get("WANDB_MODE")
     yield
     assert os.environ.get("WANDB_MODE") == before, "a run changed the process-wide WANDB_MODE"
 
 
+# Modules whose tests start whole processes (console scripts, sweeps, pip): run first, so that
+# parallel workers do not end with one of them alone. The order changes nothing else.
+LONGEST_FIRST = (
+    "test_docs_plugins",
+    "test_scaffold",
+    "test_sweeps",
+    "test_install",
+    "test_resume",
+    "test_cli",
+    "test_plugin_isolation",
+    "test_startup",
+    "test_bad_data",
+    "test_bad_inputs",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``--dist loadgroup``, tests that share a module-scoped fixture run in one worker.
 
     Otherwise each worker that runs one of them would build the fixture (a trained sweep, a
-    built wheel) again.
+    built wheel) again. Tests of :data:`LONGEST_FIRST` come first, in that order.
     """
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
     for item in items:
         defs = getattr(item, "_fixtureinfo", None)
         scopes = {d[-1].scope for d in defs.name2fixturedefs.values()} if defs is not None else set()

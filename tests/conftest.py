@@ -82,26 +82,25 @@ def _threads_kept():
 
 
 @pytest.fixture(autouse=True)
+def _no_hydra_config_left():
+    """Each test starts as a fresh process would: no job config left by an earlier test's in-process run."""
+    yield
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+
+
+@pytest.fixture(autouse=True)
 def _no_wandb_mode_leak():
     before = os.environ.get("WANDB_MODE")
     yield
     assert os.environ.get("WANDB_MODE") == before, "a run changed the process-wide WANDB_MODE"
 
 
-# Modules whose tests start whole processes (console scripts, sweeps, pip): run first, so that
-# parallel workers do not end with one of them alone. The order changes nothing else.
-LONGEST_FIRST = (
-    "test_docs_plugins",
-    "test_scaffold",
-    "test_sweeps",
-    "test_install",
-    "test_resume",
-    "test_cli",
-    "test_plugin_isolation",
-    "test_startup",
-    "test_bad_data",
-    "test_bad_inputs",
-)
+# The two longest tests' modules (whole pip installs and the plugin guide): run first, so that
+# parallel workers do not end with one of them alone. Only modules that leave no in-process
+# state behind (a Hydra job config, logging handlers) may move: tests after them expect none.
+LONGEST_FIRST = ("test_docs_plugins", "test_scaffold")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -27,9 +27,18 @@ NAME = "scaffold_probe"
 DIST = "attnlab-scaffold-probe"
 
 
-def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def start(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "offline", "COLUMNS": "300"}
-    return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.Popen([*args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen, timeout: int = 300) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return finished(start(*args, cwd=cwd), timeout)
 
 
 EXPERIMENT = {"sequence": "long", "set": "large", "grid": "fine"}
@@ -188,27 +197,36 @@ def test_new_plugin_installs_lists_checks_trains_and_tests(tmp_path):
     env = overlay_environment(tmp_path / "env")
     pip = [str(env / "python"), "-m", "pip"]
     installed = run(*pip, "install", "-q", "-e", str(pkg), "--no-deps", "--no-build-isolation", cwd=tmp_path)
+    procs: list[subprocess.Popen] = []
     try:
         assert installed.returncode == 0, installed.stderr
-        listed = run(str(env / "attnlab-plugins"), "list", cwd=tmp_path)
+        # Four independent commands of the installed plugin, side by side.
+        run_dir = tmp_path / "run"
+        args = [f"modality={NAME}", *FAST, "logger=csv", f"hydra.run.dir={run_dir}"]
+        procs = [
+            start(str(env / "attnlab-plugins"), "list", cwd=tmp_path),
+            start(str(env / "attnlab-plugins"), "check", NAME, cwd=tmp_path),
+            start(str(env / "attnlab"), *args, cwd=tmp_path),
+            start(str(env / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=pkg),
+        ]
+        listed, checked, trained, tested = (finished(p) for p in procs)
         row = next(line for line in listed.stdout.splitlines() if line.startswith(f"│ {NAME} "))
         assert " ok " in row and f"{DIST} 0.1.0 (attnlab_{NAME}:plugin)" in row, listed.stdout
 
-        checked = run(str(env / "attnlab-plugins"), "check", NAME, cwd=tmp_path)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert checked.stdout.startswith(f"ok   {NAME}: {len(contract.CHECKS)} checks passed")
 
-        run_dir = tmp_path / "run"
-        args = [f"modality={NAME}", *FAST, "logger=csv", f"hydra.run.dir={run_dir}"]
-        trained = run(str(env / "attnlab"), *args, cwd=tmp_path)
         assert trained.returncode == 0, trained.stderr[-3000:]
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert {"train/loss", "val/acc", "test/acc"} <= set(metrics)
 
-        tested = run(str(env / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=pkg)
         assert tested.returncode == 0, tested.stdout[-3000:]
         assert "2 passed" in tested.stdout
     finally:
+        for proc in procs:  # a failed assertion leaves no command running
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         removed = run(*pip, "uninstall", "-y", "-q", DIST, cwd=tmp_path)
         assert removed.returncode == 0, removed.stderr
     assert NAME not in run(str(env / "attnlab-plugins"), cwd=tmp_path).stdout

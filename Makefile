@@ -33,7 +33,7 @@ demo: install
 
 ## test: the whole test suite (CPU, no downloads), in $(JOBS) parallel workers
 test: install
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(JOBS)
 
 ## bench: the performance suite; each benchmark prints a table and writes outputs/bench-<name>.json
 bench: install

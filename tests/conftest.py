@@ -104,15 +104,6 @@ LONGEST_FIRST = ("test_docs_plugins", "test_scaffold")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup``, tests that share a module-scoped fixture run in one worker.
-
-    Otherwise each worker that runs one of them would build the fixture (a trained sweep, a
-    built wheel) again. Tests of :data:`LONGEST_FIRST` come first, in that order.
-    """
+    """Tests of :data:`LONGEST_FIRST` come first, in that order."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
-    for item in items:
-        defs = getattr(item, "_fixtureinfo", None)
-        scopes = {d[-1].scope for d in defs.name2fixturedefs.values()} if defs is not None else set()
-        if scopes & {"module", "class", "package"}:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

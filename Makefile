@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench lint clean
+# Test workers: one per CPU this process may use (`make test JOBS=1` runs the suite in one process).
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: install browser demo test bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,15 +17,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The report.html browser tests drive Debian's Chromium. Installed here when it is missing and
+# apt-get can (as root); where it cannot, the install goes on and those tests say why they skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	  && DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+	  || echo "make: no Chromium (apt-get install chromium needs root): the browser tests will skip"
 
 ## demo: train the default experiment (ViT on the embedded digits, W&B offline)
 demo: install
 	$(BIN)/attnlab
 
-## test: the whole test suite (CPU, no downloads)
+## test: the whole test suite (CPU, no downloads), in $(JOBS) parallel workers
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS)
 
 ## bench: the performance suite; each benchmark prints a table and writes outputs/bench-<name>.json
 bench: install

@@ -1,4 +1,9 @@
-"""Shared fixtures: composing configs the way the `attnlab` CLI does, without a subprocess."""
+"""Shared fixtures: composing configs the way the `attnlab` CLI does, without a subprocess.
+
+`make test` runs the suite in parallel (pytest-xdist, one worker per core): each worker
+then uses one intra-op thread, and so do the processes its tests start, so that the
+workers share the cores instead of fighting over them.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,15 @@ BIN = Path(sys.executable).parent
 os.environ.pop("WANDB_API_KEY", None)
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("NETRC", str(ROOT / "tests" / "no-netrc"))
-# Generated datasets go to a fresh folder per session, never to the user's cache.
-os.environ["ATTNLAB_DATA"] = tempfile.mkdtemp(prefix="attnlab-test-data-")
+# Generated datasets go to a fresh folder per test run, never to the user's cache; the workers
+# of one parallel run share it (a dataset is built in a temporary folder and renamed into place).
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if RUN_ID:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["ATTNLAB_DATA"] = str(Path(tempfile.gettempdir()) / f"attnlab-test-data-{RUN_ID}")
+    os.makedirs(os.environ["ATTNLAB_DATA"], exist_ok=True)
+else:
+    os.environ["ATTNLAB_DATA"] = tempfile.mkdtemp(prefix="attnlab-test-data-")
 
 config.register_search_path()
 config.register_resolvers()
@@ -60,7 +72,38 @@ def make_config(tmp_path: Path) -> Callable[..., DictConfig]:
 
 
 @pytest.fixture(autouse=True)
+def _threads_kept():
+    """A run in this process sets torch's threads for its job; the next test gets the worker's own back."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _no_hydra_config_left():
+    """Each test starts as a fresh process would: no job config left by an earlier test's in-process run."""
+    yield
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+
+
+@pytest.fixture(autouse=True)
 def _no_wandb_mode_leak():
     before = os.environ.get("WANDB_MODE")
     yield
     assert os.environ.get("WANDB_MODE") == before, "a run changed the process-wide WANDB_MODE"
+
+
+# The two longest tests' modules (whole pip installs and the plugin guide): run first, so that
+# parallel workers do not end with one of them alone. Only modules that leave no in-process
+# state behind (a Hydra job config, logging handlers) may move: tests after them expect none.
+LONGEST_FIRST = ("test_docs_plugins", "test_scaffold")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of :data:`LONGEST_FIRST` come first, in that order."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))

@@ -103,18 +103,12 @@ CHROMIUM_FLAGS = [
 
 
 def chromium() -> str:
-    """Debian's Chromium, installed with apt-get when missing (as root); skips the test where it cannot be had."""
-    import os
+    """Debian's Chromium (`make install` installs it where it can); skips the test where it is missing."""
     import shutil
-    import subprocess
 
     import pytest
 
     pytest.importorskip("playwright.sync_api", reason="the browser tests drive Chromium with playwright (pip: dev)")
-    if shutil.which("chromium") is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-            subprocess.run(command, capture_output=True, timeout=900, env=env)
     found = shutil.which("chromium")
     if found is None:
         pytest.skip("no Chromium: `apt-get install chromium` (Debian) needs root and the package archive")
@@ -211,3 +205,35 @@ def fake_job(
         captions = {f"example{i}": f"example {i}: true a, predicted b" for i in range(maps)}
         (folder / "attention" / "test" / "captions.json").write_text(json.dumps(captions))
     return folder
+
+
+def overlay_environment(root: Path) -> Path:
+    """A throwaway virtual environment at ``root`` on top of this one; returns its ``bin`` folder.
+
+    Everything installed here (attnlab included, editable or not) is importable there, and
+    this environment's console scripts (``pip``, ``attnlab``, ...) are there too, run by its
+    Python; what ``pip`` installs there stays there. A test that installs a package does it
+    there, so tests running at the same time never see it.
+    """
+    import site
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    (packages,) = (root / "lib").glob("python3*/site-packages")
+    # addsitedir, not sys.path: this environment's .pth files (an editable attnlab) must be read too.
+    (packages / "zz_attnlab_test_overlay.pth").write_text(
+        f"import site; list(map(site.addsitedir, {site.getsitepackages()!r}))\n"
+    )
+    here, bin_dir = Path(sys.executable).parent, root / "bin"
+    python = bin_dir / "python"
+    for script in here.iterdir():
+        if (bin_dir / script.name).exists() or not script.is_file():
+            continue
+        with script.open("rb") as f:
+            first = f.readline()
+        if first.startswith(b"#!") and b"python" in first:  # a console script of this environment
+            text = script.read_text()
+            (bin_dir / script.name).write_text(f"#!{python}\n" + text.split("\n", 1)[1])
+            (bin_dir / script.name).chmod(0o755)
+    return bin_dir

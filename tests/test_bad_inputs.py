@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnlab import cli
+from attnlab import cli, threads
 from conftest import BIN
 
 FAST = ["logger=csv", "trainer.enable_progress_bar=false"]
@@ -218,6 +218,9 @@ def test_each_sweep_job_is_checked_before_its_work_and_recorded(tmp_path, monkey
 def test_eval_checks_the_data_settings_it_is_given(tmp_path, monkeypatch, capsys, no_data_work):
     """``attnlab-eval``'s ``data.*`` go on top of the checkpoint's own: checked before any data is read."""
     from attnlab.callbacks import EmbedRunConfig
+
+    for name in threads.ENV_THREADS:  # no thread count set by the user: no "threads: ..." info line before the error
+        monkeypatch.delenv(name, raising=False)
 
     source = {"_target_": "attnlab_vision.Digits", "image_size": 32}
     data = {"_target_": "attnlab.data.DataModule", "source": source, "batch_size": 8}

@@ -8,8 +8,10 @@ The guide is read block by block, in order:
 - ```` ```<lang> excerpt=<path> ```` blocks: each code line (comments and indentation
   aside) must appear in ``<path>``, in order, when the block is reached.
 
-The guide's plugin is installed into this environment by its own ``pip install -e``
-(without build isolation, so no network is needed) and uninstalled in a ``finally``.
+The guide's commands run in a throwaway environment on top of this one (``pip``,
+``attnlab``, ``python`` of this environment, see :func:`helpers.overlay_environment`), so the
+guide's plugin, installed by its own ``pip install -e`` (without build isolation, so no
+network is needed), is seen by no other test; it is uninstalled in a ``finally``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab import contract, scaffold
-from conftest import BIN, ROOT
+from conftest import ROOT
+from helpers import overlay_environment
 
 GUIDE = ROOT / "docs" / "plugins.md"
 DIST = "attnlab-tabular"
@@ -87,10 +89,11 @@ def test_the_guide_names_every_contract_check():
 
 
 def test_every_command_in_the_guide_runs(tmp_path):
+    bin_dir = overlay_environment(tmp_path / "env")
     env = {
         **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # pip, attnlab, pytest, python of this environment
-        "VIRTUAL_ENV": str(Path(sys.executable).parents[1]),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",  # pip, attnlab, pytest, python of this environment
+        "VIRTUAL_ENV": str(bin_dir.parent),
         "WANDB_MODE": "offline",
         "ATTNLAB_DATA": str(tmp_path / "data"),
         "PIP_NO_BUILD_ISOLATION": "0",  # pip's inverted switch: 0 turns build isolation off (no network)

@@ -119,9 +119,23 @@ def on_path(site: Path) -> Iterator[Path]:
         plugins.discover.cache_clear()
 
 
-def script(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def start(site: Path, *args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(site), "COLUMNS": "300"}  # no wrapped rows
-    return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen([*args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def script(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return result(start(site, *args, cwd=cwd))
 
 
 def test_broken_plugins_are_recorded_with_their_reason(on_path):
@@ -161,14 +175,18 @@ def test_a_plugin_that_fails_to_import_fails_the_first_check(on_path):
 
 
 def test_console_scripts_with_broken_plugins_installed(site, tmp_path):
-    listed = script(site, str(BIN / "attnlab-plugins"), cwd=tmp_path)
+    procs = [  # three independent commands, side by side
+        start(site, str(BIN / "attnlab-plugins"), cwd=tmp_path),
+        start(site, str(BIN / "attnlab"), "modality=crashing", "logger=csv", cwd=tmp_path),
+        start(site, str(BIN / "attnlab-plugins"), "check", "vision", "wide", "crashing", cwd=tmp_path),
+    ]
+    listed, broken, checked = (result(p) for p in procs)
     assert listed.returncode == 0, listed.stderr
     rows = {line.split("│")[1].strip(): line for line in listed.stdout.splitlines() if line.startswith("│ ")}
     assert "broken" in rows["crashing"] and "import failed: RuntimeError" in rows["crashing"]
     assert "broken" in rows["twice"] and "registered" in rows["twice"]
     assert " ok " in rows["vision"] and " ok " in rows["wide"]
 
-    broken = script(site, str(BIN / "attnlab"), "modality=crashing", "logger=csv", cwd=tmp_path)
     assert broken.returncode == 2 and "Traceback" not in broken.stderr
     errors = [line for line in broken.stderr.splitlines() if "error" in line]
     assert errors == [
@@ -176,7 +194,6 @@ def test_console_scripts_with_broken_plugins_installed(site, tmp_path):
         " (from attnlab-crashing 0.1 (attnlab_crashing:plugin))"
     ], broken.stderr
 
-    checked = script(site, str(BIN / "attnlab-plugins"), "check", "vision", "wide", "crashing", cwd=tmp_path)
     assert checked.returncode == 1, checked.stderr
     lines = checked.stdout.splitlines()
     assert lines[0].startswith(f"ok   vision: {len(contract.CHECKS)} checks passed")

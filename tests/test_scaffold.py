@@ -1,9 +1,10 @@
 """``attnlab-plugins new``: the generated package installs, is discovered, passes its checks and trains.
 
-The end-to-end test installs the generated package into this environment
-(``pip install -e --no-deps --no-build-isolation``) and uninstalls it in a ``finally``;
-entry points of a fresh install are seen by new processes, so everything after the
-install runs in subprocesses.
+The end-to-end test installs the generated package (``pip install -e --no-deps
+--no-build-isolation``) into a throwaway environment on top of this one (see
+:func:`helpers.overlay_environment`), so no other test sees it, and uninstalls it in a
+``finally``; entry points of a fresh install are seen by new processes, so everything
+after the install runs in subprocesses of that environment.
 """
 
 from __future__ import annotations
@@ -20,14 +21,24 @@ import pytest
 from attnlab import contract, plugin_cli, plugins, scaffold
 from attnlab.errors import ConfigError
 from conftest import BIN, FAST
+from helpers import overlay_environment
 
 NAME = "scaffold_probe"
 DIST = "attnlab-scaffold-probe"
 
 
-def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def start(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "offline", "COLUMNS": "300"}
-    return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.Popen([*args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen, timeout: int = 300) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return finished(start(*args, cwd=cwd), timeout)
 
 
 EXPERIMENT = {"sequence": "long", "set": "large", "grid": "fine"}
@@ -183,29 +194,39 @@ def test_new_plugin_installs_lists_checks_trains_and_tests(tmp_path):
     result = run(str(BIN / "attnlab-plugins"), "new", NAME, "--kind", "sequence", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"pip install -e {DIST}" in result.stdout and (pkg / "pyproject.toml").is_file()
-    pip = [sys.executable, "-m", "pip"]
+    env = overlay_environment(tmp_path / "env")
+    pip = [str(env / "python"), "-m", "pip"]
     installed = run(*pip, "install", "-q", "-e", str(pkg), "--no-deps", "--no-build-isolation", cwd=tmp_path)
+    procs: list[subprocess.Popen] = []
     try:
         assert installed.returncode == 0, installed.stderr
-        listed = run(str(BIN / "attnlab-plugins"), "list", cwd=tmp_path)
+        # Four independent commands of the installed plugin, side by side.
+        run_dir = tmp_path / "run"
+        args = [f"modality={NAME}", *FAST, "logger=csv", f"hydra.run.dir={run_dir}"]
+        procs = [
+            start(str(env / "attnlab-plugins"), "list", cwd=tmp_path),
+            start(str(env / "attnlab-plugins"), "check", NAME, cwd=tmp_path),
+            start(str(env / "attnlab"), *args, cwd=tmp_path),
+            start(str(env / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=pkg),
+        ]
+        listed, checked, trained, tested = (finished(p) for p in procs)
         row = next(line for line in listed.stdout.splitlines() if line.startswith(f"│ {NAME} "))
         assert " ok " in row and f"{DIST} 0.1.0 (attnlab_{NAME}:plugin)" in row, listed.stdout
 
-        checked = run(str(BIN / "attnlab-plugins"), "check", NAME, cwd=tmp_path)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert checked.stdout.startswith(f"ok   {NAME}: {len(contract.CHECKS)} checks passed")
 
-        run_dir = tmp_path / "run"
-        args = [f"modality={NAME}", *FAST, "logger=csv", f"hydra.run.dir={run_dir}"]
-        trained = run(str(BIN / "attnlab"), *args, cwd=tmp_path)
         assert trained.returncode == 0, trained.stderr[-3000:]
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert {"train/loss", "val/acc", "test/acc"} <= set(metrics)
 
-        tested = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=pkg)
         assert tested.returncode == 0, tested.stdout[-3000:]
         assert "2 passed" in tested.stdout
     finally:
+        for proc in procs:  # a failed assertion leaves no command running
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         removed = run(*pip, "uninstall", "-y", "-q", DIST, cwd=tmp_path)
         assert removed.returncode == 0, removed.stderr
-    assert NAME not in run(str(BIN / "attnlab-plugins"), cwd=tmp_path).stdout
+    assert NAME not in run(str(env / "attnlab-plugins"), cwd=tmp_path).stdout

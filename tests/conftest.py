@@ -91,6 +91,22 @@ def _no_hydra_config_left():
 
 
 @pytest.fixture(autouse=True)
+def _logging_kept():
+    """An in-process Hydra run configures logging (handlers on this test's captured streams); the
+    next test gets the logging set-up it started with, not handlers writing to a closed stream."""
+    import logging
+
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    before = {lg.name: (list(lg.handlers), lg.level, lg.propagate) for lg in loggers if isinstance(lg, logging.Logger)}
+    yield
+    for name, (handlers, level, propagate) in before.items():
+        lg = logging.getLogger(name) if name != "root" else logging.getLogger()
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+@pytest.fixture(autouse=True)
 def _no_wandb_mode_leak():
     before = os.environ.get("WANDB_MODE")
     yield

@@ -32,7 +32,8 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """``task`` run as one recorded job (see :mod:`attnlab.jobs`), user errors as one line.
 
     Runs in Hydra's launcher, which may be a fresh worker process (joblib), so it
-    registers attnlab's resolvers itself; sets the job's threads (:mod:`attnlab.threads`);
+    registers attnlab's resolvers itself (the task sets the job's threads, :mod:`attnlab.threads`, once
+    its settings are checked, so that a bad value stays one line);
     lets the ranks that Lightning's DDP starts re-run this job (see
     :mod:`attnlab.distributed`); and the groups named on the command line win over a
     preset's keys (:func:`attnlab.compose.honour_job_choices`), before the job's settings
@@ -42,7 +43,7 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     def run(cfg: DictConfig) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
-        from attnlab import compose, config, distributed, jobs, threads
+        from attnlab import compose, config, distributed, jobs
 
         checked = _checked(task)
 
@@ -52,7 +53,6 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
         config.register_resolvers()
         hydra_cfg = HydraConfig.get()
         try:
-            threads.configure()  # this job's share of the cores
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
                 return jobs.run_job(honoured, cfg)
         except Exception as exc:
@@ -72,8 +72,10 @@ def _checked(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 
 
 def _train_task(cfg: DictConfig) -> float | None:
+    from attnlab import threads
     from attnlab.train import train
 
+    threads.configure()  # this job's share of the cores (its settings were checked before the job)
     return train(cfg)
 
 

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from attnlab import tracking, validate
+from attnlab import threads, tracking, validate
 from attnlab.build import build_callbacks, build_datamodule, build_model, build_named
 from attnlab.checkpoints import read_run
 from attnlab.config import data_info
@@ -45,6 +45,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     train_cfg, info = read_run(ckpt_path)
     train_cfg.data = OmegaConf.merge(train_cfg.data, cfg.get("data") or {})
     validate.check_target("data", train_cfg.data)  # the stored settings with this command's data.* on top
+    threads.configure()  # this job's share of the cores, once its settings are known to be good
 
     datamodule, _ = build_datamodule(train_cfg, "test")
     with data_info(info):

@@ -86,7 +86,8 @@ def test_each_job_sets_its_threads_before_it_runs_and_logs_them_once(hydra_job, 
     hydra_job(["launcher=joblib", "hydra.launcher.n_jobs=4"], RunMode.MULTIRUN)
     seen = []
     with caplog.at_level(logging.INFO, logger="attnlab.threads"):
-        cli._as_job(lambda cfg: seen.append(torch.get_num_threads()) or 0.5)(OmegaConf.create())
+        monkeypatch.setattr("attnlab.train.train", lambda cfg: seen.append(torch.get_num_threads()) or 0.5)
+        cli._as_job(cli._train_task)(OmegaConf.create())
     assert seen == [2]
     assert [r.getMessage() for r in caplog.records if r.name == "attnlab.threads"] == [
         "threads: 2 intra-op (8 CPUs by CPU affinity shared by 4 parallel jobs)"

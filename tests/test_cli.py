@@ -71,6 +71,9 @@ def test_ctrl_c_keeps_last_checkpoint_and_tells_how_to_resume(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "WANDB_MODE": "offline"},
+        # Ctrl-C as at a terminal: a suite started in the background (`make test &`) hands its
+        # processes an ignored SIGINT, and Python then installs no KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not last.exists() and time.monotonic() < deadline and proc.poll() is None:

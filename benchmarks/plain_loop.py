@@ -5,7 +5,7 @@ It does the work of ``attnlab <overrides>`` without Lightning's loop: the same c
 schedule (built by attnlab's own build functions), the same seed and threads; then, by
 hand, ``max_epochs`` epochs of training with the scheduler stepped every batch, a
 validation pass after each epoch, ``best.ckpt`` written when the validation accuracy
-improves and ``last.ckpt`` every epoch, and a final test of the best weights. Metrics
+improves and ``last.ckpt`` every epoch, a final test of the best weights and the test split's baselines. Metrics
 are plain sums (loss weighted by batch size, accuracy as argmax hits) and end in
 ``metrics.json``, as attnlab's do.
 
@@ -34,10 +34,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from attnlab import config, threads
+from attnlab import baselines, config, threads
 from attnlab.build import build_datamodule, build_model
 from attnlab.heads import SequenceHead
 from attnlab.module import AttnlabModule
+from attnlab.optim import param_groups
 
 SUPPORTED_TRAINER = {
     "accelerator": ("auto", "cpu"),
@@ -113,6 +114,16 @@ def run_epoch(model: AttnlabModule, loader: Iterator[Any], optimizer: Any = None
     return {"loss": loss_sum / seen, "acc": hits / seen}
 
 
+def set_epoch(loader: Any, epoch: int) -> None:
+    """The data order is a function of seed and epoch: tell the samplers the epoch (as Lightning does)."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for sampler in {
+        id(s): s for s in (loader.sampler, batch_sampler, getattr(batch_sampler, "sampler", None))
+    }.values():
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+
+
 def save(path: Path, model: AttnlabModule, optimizer: Any, scheduler: Any, epoch: int) -> None:
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
     if scheduler is not None:
@@ -134,7 +145,7 @@ def train(cfg: DictConfig, out: Path) -> dict[str, float]:
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
     epochs = int(trainer.max_epochs)
     steps_per_epoch = len(train_loader) if trainer.limit_train_batches is None else trainer.limit_train_batches
-    optimizer = model.optimizer_factory(model.parameters())
+    optimizer = model.optimizer_factory(param_groups(model))  # no weight decay on norms, biases, tables
     scheduler = None
     if model.scheduler_factory is not None:
         scheduler = model.scheduler_factory(optimizer, total_steps=epochs * steps_per_epoch)
@@ -144,6 +155,7 @@ def train(cfg: DictConfig, out: Path) -> dict[str, float]:
     best_acc, history = -1.0, []
     fit_start = time.process_time()
     for epoch in range(epochs):
+        set_epoch(train_loader, epoch)
         fit = run_epoch(model, limited(train_loader, trainer.limit_train_batches), optimizer, scheduler)
         with torch.inference_mode():
             val = run_epoch(model, limited(val_loader, trainer.limit_val_batches))
@@ -164,6 +176,7 @@ def train(cfg: DictConfig, out: Path) -> dict[str, float]:
         with torch.inference_mode():
             test = run_epoch(model, limited(datamodule.test_dataloader(), trainer.limit_test_batches))
         metrics.update({f"test/{k}": v for k, v in test.items()})
+        metrics.update(baselines.report(datamodule))  # every attnlab run reports its test split's baselines
         print(f"CPU seconds: {time.process_time() - test_start:.2f} testing", flush=True)
     (out / "metrics.json").write_text(json.dumps(dict(sorted(metrics.items())), indent=2) + "\n")
     return metrics

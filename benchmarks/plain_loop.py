@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from lightning_fabric.utilities.data import _set_sampler_epoch
 from omegaconf import DictConfig, open_dict
 
 from attnlab import baselines, config, threads
@@ -114,16 +115,6 @@ def run_epoch(model: AttnlabModule, loader: Iterator[Any], optimizer: Any = None
     return {"loss": loss_sum / seen, "acc": hits / seen}
 
 
-def set_epoch(loader: Any, epoch: int) -> None:
-    """The data order is a function of seed and epoch: tell the samplers the epoch (as Lightning does)."""
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    for sampler in {
-        id(s): s for s in (loader.sampler, batch_sampler, getattr(batch_sampler, "sampler", None))
-    }.values():
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-
-
 def save(path: Path, model: AttnlabModule, optimizer: Any, scheduler: Any, epoch: int) -> None:
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
     if scheduler is not None:
@@ -155,7 +146,7 @@ def train(cfg: DictConfig, out: Path) -> dict[str, float]:
     best_acc, history = -1.0, []
     fit_start = time.process_time()
     for epoch in range(epochs):
-        set_epoch(train_loader, epoch)
+        _set_sampler_epoch(train_loader, epoch)  # the data order is a function of seed and epoch, as in a run
         fit = run_epoch(model, limited(train_loader, trainer.limit_train_batches), optimizer, scheduler)
         with torch.inference_mode():
             val = run_epoch(model, limited(val_loader, trainer.limit_val_batches))

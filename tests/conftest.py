@@ -96,11 +96,10 @@ def _logging_kept():
     next test gets the logging set-up it started with, not handlers writing to a closed stream."""
     import logging
 
-    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
-    before = {lg.name: (list(lg.handlers), lg.level, lg.propagate) for lg in loggers if isinstance(lg, logging.Logger)}
+    known = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    before = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in [logging.getLogger(), *known]]
     yield
-    for name, (handlers, level, propagate) in before.items():
-        lg = logging.getLogger(name) if name != "root" else logging.getLogger()
+    for lg, handlers, level, propagate in before:
         lg.handlers[:] = handlers
         lg.setLevel(level)
         lg.propagate = propagate

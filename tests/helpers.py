@@ -16,6 +16,13 @@ from attnlab.types import Batch, Tokens
 from attnlab_vision import PatchEmbed
 
 
+def same_batches(a: list[Batch], b: list[Batch]) -> bool:
+    """The two lists hold the same batches: the same keys, and every tensor equal."""
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x) for x, y in zip(a, b)
+    )
+
+
 class PoisonedPatchEmbed(PatchEmbed):
     """A patch embedding whose tokens turn NaN after ``poison_after`` training batches."""
 

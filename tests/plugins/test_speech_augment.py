@@ -15,6 +15,7 @@ from lightning_fabric.utilities.data import _set_sampler_epoch
 from attnlab.data import DataModule
 from attnlab.errors import ConfigError
 from attnlab_speech import AudioFolder, WaveAugment
+from helpers import same_batches
 
 RATE = 16000
 
@@ -117,18 +118,14 @@ def test_sped_up_clips_keep_their_labels_and_evaluation_sees_plain_clips(folder)
     assert seen == len(dm.split("train"))
     plain = datamodule(folder)
     for name in ("val", "test"):
-        for a, b in zip(getattr(dm, f"{name}_dataloader")(), getattr(plain, f"{name}_dataloader")()):
-            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert same_batches(list(getattr(dm, f"{name}_dataloader")()), list(getattr(plain, f"{name}_dataloader")()))
 
 
 def test_the_same_seed_gives_the_same_augmented_clips(folder):
     def run(seed: int) -> list[dict]:
         return epoch(datamodule(folder, seed, WaveAugment(RATE, speeds=[0.9, 1.0, 1.1], noise=0.5)), number=1)
 
-    def same(a: list[dict], b: list[dict]) -> bool:
-        return all(x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
-
     first = run(3)
     torch.manual_seed(999)  # whatever the global RNG did in between
-    assert same(first, run(3))
-    assert not same(first, run(4))
+    assert same_batches(first, run(3))
+    assert not same_batches(first, run(4))

@@ -18,6 +18,7 @@ from attnlab.data import DataModule, LoadContext, SourceData, Split
 from attnlab.errors import ConfigError
 from attnlab_vision import ImageAugment, MixCut
 from attnlab_vision.data import collate_images, normalise
+from helpers import same_batches
 
 CLASSES = 10
 
@@ -200,16 +201,12 @@ def test_the_same_seed_gives_the_same_augmented_batches():
         example = ImageAugment(crop="resized", auto="trivial", erasing=0.5)
         return epoch(datamodule(seed, example, MixCut(CLASSES, mixup=0.8, cutmix=1.0)), number=1)
 
-    def same(a: list[dict], b: list[dict]) -> bool:
-        return all(x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
-
     first = run(3)
     torch.manual_seed(999)  # whatever the global RNG did in between
-    assert same(first, run(3))
-    assert not same(first, run(4))
+    assert same_batches(first, run(3))
+    assert not same_batches(first, run(4))
 
 
-@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_soft_targets_reach_the_loss_and_metrics_count_hard_labels(make_config):
     """One training step of the real model on a mixed batch: the loss is the cross-entropy against
     soft_target, the accuracy counts predictions against the hard target."""

@@ -108,7 +108,7 @@ class LastCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state, said (Lightning logs a guess)
         self.last_model_path = str(self.path)
         for logger in trainer.loggers:  # e.g. logger.wandb.log_model=true keeps it as an artifact
             logger.after_save_checkpoint(proxy(self))

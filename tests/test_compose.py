@@ -223,7 +223,11 @@ def modality_file(name: str) -> dict[str, Any]:
 
 def test_the_demo_defaults_hold_where_nothing_was_chosen():
     vision = compose_plain([])
-    assert vision.backbone.cls_token is True and modality_file("vision")["attention_defaults"]["cls_token"] is True
+    assert vision.backbone.cls_token is False  # mean pooling of the patch tokens
+    assert OmegaConf.to_container(vision.augment, resolve=False) == alone("augment", "image")["augment"]
+    assert "override /augment" in str(modality_file("vision")["defaults"])
+    # the augmentation the user names wins over the modality's, whole
+    assert OmegaConf.to_container(compose_plain(["augment=none"]).augment) == alone("augment", "none")["augment"]
     cnn = compose_plain(["modality=cnn"])
     assert OmegaConf.to_container(cnn.backbone, resolve=False) == alone("backbone", "none")["backbone"]
     assert instantiate(cnn.backbone).depth == 0

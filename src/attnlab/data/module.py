@@ -17,6 +17,7 @@ would.
 from __future__ import annotations
 
 import logging
+import signal
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,6 +49,18 @@ log = logging.getLogger(__name__)
 
 SUMMARY_CLASSES = 12
 """Classes named in the logged split summary (the rest are counted together)."""
+
+
+def leave_sigterm_to_the_trainer(worker_id: int) -> None:
+    """A loader worker ignores SIGTERM: the training process stops the workers itself.
+
+    SLURM, systemd and ``kill -- -PGID`` send SIGTERM to every process of a job. A worker
+    killed by it first makes the training process fail with "DataLoader worker ... is killed
+    by signal" instead of saving ``last.ckpt`` and printing how to resume; PyTorch already
+    leaves SIGINT (Ctrl-C) to the training process in the same way. A worker still ends when
+    the training process does (PyTorch's watchdog) and on SIGKILL.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class DataModule(pl.LightningDataModule):
@@ -263,6 +276,7 @@ class DataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),  # worker seeds: not the global RNG
+            worker_init_fn=leave_sigterm_to_the_trainer,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -10,6 +10,7 @@ error caught before composition and ``attnlab-plugins`` never import them).
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -51,6 +52,7 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             return checked(compose.honour_job_choices(cfg))
 
         config.register_resolvers()
+        _freeze_startup_heap()
         hydra_cfg = HydraConfig.get()
         try:
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
@@ -63,6 +65,19 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             _fail(str(error))
 
     return run
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process, before its first job: moves the objects alive now out of the collector's reach.
+
+    By then a run has imported torch, Lightning, torchmetrics and the plugins (~500,000
+    objects that live as long as the process). Every full collection would walk them all
+    (~0.25 s of CPU each); frozen (:func:`gc.freeze`), they are skipped. Garbage cycles
+    already dead at this point stay allocated, which costs little once; a sweep's later jobs
+    freeze nothing, so no job's model or data is ever kept.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
 
 
 def _checked(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

@@ -76,9 +76,9 @@ def _freeze_startup_heap() -> None:
     (~0.25 s of CPU each, one of them during a 5-epoch run), and so would the collections
     of the interpreter's shutdown (~1.2 s of CPU); frozen (:func:`gc.freeze`), they are
     skipped. Garbage cycles already dead at this point stay allocated, which costs little
-    once; the job's own objects (loggers, files, model, data) are made after the freeze and
-    collected as always, and a sweep's later jobs freeze nothing, so no job's model or data
-    is ever kept.
+    once; the job's own objects (model, data, loggers, checkpoints) are made after the
+    freeze and collected as always, and a sweep's later jobs freeze nothing, so no job's
+    model or data is ever kept.
     """
     if gc.get_freeze_count() == 0:
         gc.freeze()

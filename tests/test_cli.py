@@ -110,8 +110,10 @@ def test_the_startup_heap_is_frozen_once_and_jobs_objects_stay_collectable(tmp_p
     probe = """
 import gc, weakref
 from attnlab import cli
+gc.disable()  # as train_main starts
 cli._freeze_startup_heap()
 frozen = gc.get_freeze_count()
+assert gc.isenabled()  # the job runs with the collector on
 class Node: pass
 a, b = Node(), Node()
 a.other, b.other = b, a
@@ -162,3 +164,20 @@ def test_a_run_takes_the_config_hydra_composed_for_its_mode(monkeypatch):
     assert got.hydra.mode == RunMode.RUN and list(got.hydra.overrides.hydra)[-1] == "hydra.mode=RUN"
     # The comma list: tried as a run, then Hydra's sweep-mode check; the run: composed once, then again.
     assert compositions == [["backbone.dim=32,64"], ["backbone.dim=32,64"], overrides, run_overrides]
+
+
+def test_the_collector_is_paused_only_while_the_command_starts(monkeypatch):
+    import gc
+
+    from attnlab import cli
+
+    seen = []
+
+    def app(task, config_name):
+        seen.append(gc.isenabled())
+        raise SystemExit(2)  # e.g. a config error before any job
+
+    monkeypatch.setattr(cli, "_hydra_app", app)
+    with pytest.raises(SystemExit):
+        cli.train_main()
+    assert seen == [False] and gc.isenabled()

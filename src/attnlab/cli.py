@@ -82,6 +82,24 @@ def _freeze_startup_heap() -> None:
     """
     if gc.get_freeze_count() == 0:
         gc.freeze()
+    gc.enable()  # paused while the process started (_collector_paused)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The garbage collector off from the command's start until its first job (or its end).
+
+    Importing torch, Lightning, torchmetrics and the plugins allocates ~500,000 long-lived
+    objects, and the collector walks all of them several times on the way (~0.8 s of CPU
+    for a training run); the startup heap is frozen before the first job
+    (:func:`_freeze_startup_heap`) anyway. The cost: the startup's garbage cycles (~30,000
+    small objects, ~10x what the collections would leave) are never freed.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _checked(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -202,12 +220,14 @@ class _Reusing:
 
 def train_main() -> None:
     """``attnlab``: the Hydra training app."""
-    _hydra_app(_train_task, "train")
+    with _collector_paused():
+        _hydra_app(_train_task, "train")
 
 
 def eval_main() -> None:
     """``attnlab-eval ckpt_path=...``: test a checkpoint."""
-    _hydra_app(_eval_task, "eval")
+    with _collector_paused():
+        _hydra_app(_eval_task, "eval")
 
 
 def _latest_sweep(root: Path) -> Path:

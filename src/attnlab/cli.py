@@ -178,7 +178,7 @@ def _composed_once() -> Iterator[None]:
             cfg.hydra.mode = RunMode.RUN
             cfg.hydra.overrides.hydra.append(RUN_MODE)
             overrides = [*overrides, RUN_MODE]
-        self.config_loader = _Reusing(self, (config_name, list(overrides)), cfg)
+        self.config_loader = _Reusing(self.config_loader, (config_name, list(overrides)), cfg)
         return mode
 
     Hydra.get_mode = composing_once  # type: ignore[method-assign]
@@ -193,27 +193,29 @@ RUN_MODE = "hydra.mode=RUN"
 
 
 class _Reusing:
-    """Hydra's config loader until its next composition: that one, when it is the run's (same
-    arguments), gets the config composed for the mode; any other composes as always. Either
-    way Hydra has its own loader back (a sweep hands it to its launcher, e.g. joblib workers).
-    """
+    """Hydra's config loader, giving the run the config composed for its mode once, with the same arguments."""
 
-    def __init__(self, hydra: Any, key: tuple[str | None, list[str]], cfg: DictConfig) -> None:
-        self._hydra, self._loader, self._key, self._cfg = hydra, hydra.config_loader, key, cfg
+    def __init__(self, loader: Any, key: tuple[str | None, list[str]], cfg: DictConfig) -> None:
+        self._loader, self._key, self._cfg = loader, key, cfg
 
     def load_configuration(self, config_name: str | None, overrides: list[str], run_mode: Any, **kwargs: Any) -> Any:
         from hydra.types import RunMode
 
-        self._hydra.config_loader = self._loader
         same = (config_name, list(overrides)) == self._key and run_mode == RunMode.RUN
-        if same and kwargs.get("validate_sweep_overrides", True) and kwargs.get("from_shell", True):
-            return self._cfg
+        if (
+            same
+            and self._cfg is not None
+            and kwargs.get("validate_sweep_overrides", True)
+            and kwargs.get("from_shell", True)
+        ):
+            cfg, self._cfg = self._cfg, None
+            return cfg
         return self._loader.load_configuration(
             config_name=config_name, overrides=overrides, run_mode=run_mode, **kwargs
         )
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
+        if name.startswith("_"):  # e.g. while unpickling, before __init__ set _loader
             raise AttributeError(name)
         return getattr(self._loader, name)
 

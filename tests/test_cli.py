@@ -128,43 +128,6 @@ print(frozen > 0, gc.get_freeze_count() == frozen, alive() is None)
     assert result.stdout.split() == ["True", "True", "True"]
 
 
-def test_a_run_takes_the_config_hydra_composed_for_its_mode(monkeypatch):
-    # hydra.main composes once to read hydra.mode and again for the run; within _composed_once
-    # the run gets the first composition, equal to what Hydra would compose for it.
-    from hydra import initialize_config_dir
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
-
-    from attnlab import cli, config
-
-    config.register_search_path()
-    config.register_resolvers()
-    overrides = ["backbone.dim=32", "trainer.max_epochs=1"]
-    run_overrides = [*overrides, "hydra.mode=RUN"]  # what Hydra's _run_app adds when no config sets a mode
-    with initialize_config_dir(config_dir=str(config.config_dir()), version_base="1.3"):
-        hydra = GlobalHydra.instance().hydra
-        expected = hydra.compose_config("train", run_overrides, run_mode=RunMode.RUN)
-        compositions: list[list[str]] = []
-        load = ConfigLoaderImpl.load_configuration
-
-        def counted(self, *args, **kwargs):
-            compositions.append(list(kwargs["overrides"]))
-            return load(self, *args, **kwargs)
-
-        monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
-        with cli._composed_once():
-            assert hydra.get_mode("train", ["backbone.dim=32,64"]) is None  # a comma list: Hydra's own check
-            assert hydra.get_mode("train", overrides) is None
-            got = hydra.compose_config("train", run_overrides, run_mode=RunMode.RUN)
-            again = hydra.compose_config("train", run_overrides, run_mode=RunMode.RUN)  # reused once only
-    assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(expected) == OmegaConf.to_yaml(again)
-    assert got.hydra.mode == RunMode.RUN and list(got.hydra.overrides.hydra)[-1] == "hydra.mode=RUN"
-    # The comma list: tried as a run, then Hydra's sweep-mode check; the run: composed once, then again.
-    assert compositions == [["backbone.dim=32,64"], ["backbone.dim=32,64"], overrides, run_overrides]
-
-
 def test_the_collector_is_paused_only_while_the_command_starts(monkeypatch):
     import gc
 

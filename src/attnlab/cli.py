@@ -146,78 +146,10 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
             _fail(str(exc))
     app = hydra.main(config_path=str(config_path), config_name=config_name, version_base="1.3")(_as_job(task))
     try:
-        with hydra_errors.reported(config_name, sys.argv[1:]), _composed_once():  # Hydra's errors, as one line
+        with hydra_errors.reported(config_name, sys.argv[1:]):  # Hydra's composition errors, as one line
             app()
     except AttnlabError as exc:
         _fail(str(exc))
-
-
-@contextmanager
-def _composed_once() -> Iterator[None]:
-    """Within the block, a single run reuses the config Hydra composed to choose its mode.
-
-    ``hydra.main`` composes the config twice: once, in sweep mode, only to read
-    ``hydra.mode`` (a run or a sweep), then again for the run (~0.15 s of CPU each). Here the
-    first composition is the run's own (run mode, sweep overrides checked), and the run
-    takes it instead of composing the same again. When that composition fails (a comma list
-    without ``-m``, or any error), Hydra's own mode check runs, and so do its run or sweep
-    and their errors, exactly as without this block. A sweep composes its jobs as before.
-    """
-    from hydra._internal.hydra import Hydra
-    from hydra.types import RunMode
-
-    get_mode = Hydra.get_mode
-
-    def composing_once(self: Hydra, config_name: str | None, overrides: list[str]) -> Any:
-        try:
-            cfg = self.compose_config(config_name, overrides, run_mode=RunMode.RUN)
-        except Exception:
-            return get_mode(self, config_name, overrides)
-        mode = cfg.hydra.mode
-        if mode is None:  # Hydra then runs with hydra.mode=RUN added to the overrides (a sweep composes its own)
-            cfg.hydra.mode = RunMode.RUN
-            cfg.hydra.overrides.hydra.append(RUN_MODE)
-            overrides = [*overrides, RUN_MODE]
-        self.config_loader = _Reusing(self.config_loader, (config_name, list(overrides)), cfg)
-        return mode
-
-    Hydra.get_mode = composing_once  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Hydra.get_mode = get_mode  # type: ignore[method-assign]
-
-
-RUN_MODE = "hydra.mode=RUN"
-"""The override Hydra adds for a single run whose config sets no ``hydra.mode``."""
-
-
-class _Reusing:
-    """Hydra's config loader, giving the run the config composed for its mode once, with the same arguments."""
-
-    def __init__(self, loader: Any, key: tuple[str | None, list[str]], cfg: DictConfig) -> None:
-        self._loader, self._key, self._cfg = loader, key, cfg
-
-    def load_configuration(self, config_name: str | None, overrides: list[str], run_mode: Any, **kwargs: Any) -> Any:
-        from hydra.types import RunMode
-
-        same = (config_name, list(overrides)) == self._key and run_mode == RunMode.RUN
-        if (
-            same
-            and self._cfg is not None
-            and kwargs.get("validate_sweep_overrides", True)
-            and kwargs.get("from_shell", True)
-        ):
-            cfg, self._cfg = self._cfg, None
-            return cfg
-        return self._loader.load_configuration(
-            config_name=config_name, overrides=overrides, run_mode=run_mode, **kwargs
-        )
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # e.g. while unpickling, before __init__ set _loader
-            raise AttributeError(name)
-        return getattr(self._loader, name)
 
 
 def train_main() -> None:

@@ -102,3 +102,44 @@ def test_ctrl_c_keeps_last_checkpoint_and_tells_how_to_resume(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] > state["global_step"]
+
+
+def test_the_startup_heap_is_frozen_once_and_jobs_objects_stay_collectable(tmp_path):
+    # What a sweep run in one process does: _freeze_startup_heap before every job. Only the first
+    # call freezes; a cycle made by a job after it is still collected (no job's objects are kept).
+    probe = """
+import gc, weakref
+from attnlab import cli
+gc.disable()  # as train_main starts
+cli._freeze_startup_heap()
+frozen = gc.get_freeze_count()
+assert gc.isenabled()  # the job runs with the collector on
+class Node: pass
+a, b = Node(), Node()
+a.other, b.other = b, a
+alive = weakref.ref(a)
+cli._freeze_startup_heap()
+del a, b
+gc.collect()
+print(frozen > 0, gc.get_freeze_count() == frozen, alive() is None)
+"""
+    result = run(sys.executable, "-c", probe, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True"]
+
+
+def test_the_collector_is_paused_only_while_the_command_starts(monkeypatch):
+    import gc
+
+    from attnlab import cli
+
+    seen = []
+
+    def app(task, config_name):
+        seen.append(gc.isenabled())
+        raise SystemExit(2)  # e.g. a config error before any job
+
+    monkeypatch.setattr(cli, "_hydra_app", app)
+    with pytest.raises(SystemExit):
+        cli.train_main()
+    assert seen == [False] and gc.isenabled()

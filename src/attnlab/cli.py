@@ -10,9 +10,11 @@ error caught before composition and ``attnlab-plugins`` never import them).
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +53,7 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             return checked(compose.honour_job_choices(cfg))
 
         config.register_resolvers()
+        _freeze_startup_heap()
         hydra_cfg = HydraConfig.get()
         try:
             with distributed.ranks_join(jobs.job_dir(), jobs.job_overrides(), hydra_cfg.job.name):
@@ -63,6 +66,40 @@ def _as_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             _fail(str(error))
 
     return run
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process, before its first job: moves the objects alive now out of the collector's reach.
+
+    By then a run has imported torch, Lightning, torchmetrics and the plugins (~500,000
+    objects that live as long as the process). Every full collection would walk them all
+    (~0.25 s of CPU each, one of them during a 5-epoch run), and so would the collections
+    of the interpreter's shutdown (~1.2 s of CPU); frozen (:func:`gc.freeze`), they are
+    skipped. Garbage cycles already dead at this point stay allocated, which costs little
+    once; the job's own objects (model, data, loggers, checkpoints) are made after the
+    freeze and collected as always, and a sweep's later jobs freeze nothing, so no job's
+    model or data is ever kept.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+    gc.enable()  # paused while the process started (_collector_paused)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The garbage collector off from the command's start until its first job (or its end).
+
+    Importing torch, Lightning, torchmetrics and the plugins allocates ~500,000 long-lived
+    objects, and the collector walks all of them several times on the way (~0.8 s of CPU
+    for a training run); the startup heap is frozen before the first job
+    (:func:`_freeze_startup_heap`) anyway. The cost: the startup's garbage cycles (~30,000
+    small objects, ~10x what the collections would leave) are never freed.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _checked(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -117,12 +154,14 @@ def _hydra_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
 
 def train_main() -> None:
     """``attnlab``: the Hydra training app."""
-    _hydra_app(_train_task, "train")
+    with _collector_paused():
+        _hydra_app(_train_task, "train")
 
 
 def eval_main() -> None:
     """``attnlab-eval ckpt_path=...``: test a checkpoint."""
-    _hydra_app(_eval_task, "eval")
+    with _collector_paused():
+        _hydra_app(_eval_task, "eval")
 
 
 def _latest_sweep(root: Path) -> Path:

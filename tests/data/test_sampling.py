@@ -122,6 +122,18 @@ def test_augmentation_is_per_example_not_per_position():
     assert all(torch.equal(x[i][: 1 + i % 5], y[i][: 1 + i % 5]) for i in range(40))
 
 
+def test_augmenting_reseeds_only_the_cpu_generator(monkeypatch):
+    """The per-example seed is the CPU generator's: no accelerator's generator is reseeded (their
+    dropout streams are the run's), and nothing is queued for one that is not initialised yet."""
+    reseeded = []
+    for backend in ("cuda", "xpu", "mtia"):
+        module = getattr(torch, backend, None)
+        if module is not None and hasattr(module, "manual_seed_all"):
+            monkeypatch.setattr(module, "manual_seed_all", lambda seed, name=backend: reseeded.append(name))
+    epochs(datamodule(), [0])
+    assert reseeded == []
+
+
 def test_evaluation_batches_are_plain_and_in_order():
     dm = datamodule()
     batches = list(dm.val_dataloader())

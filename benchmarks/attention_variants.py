@@ -28,7 +28,6 @@ The JSON is a list of rows with ``score``, ``normalize``, ``T``, ``peak_bytes``,
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_output import write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -167,9 +167,7 @@ def main() -> None:
         "x default = relative to scaled_dot/softmax (the fused path) at the same T; time: of the fastest calls, "
         "which a shared machine disturbs least."
     )
-    if args.json is not None:
-        args.json.write_text(json.dumps([c.row() for c in cases], indent=2) + "\n")
-        console.print(f"wrote {args.json}")
+    write_json(args.json, [c.row() for c in cases], console)
 
 
 if __name__ == "__main__":

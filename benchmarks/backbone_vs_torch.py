@@ -26,7 +26,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import torchvision
+from bench_output import write_json
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
@@ -288,8 +288,7 @@ def main() -> None:
         "Vision param gap: attnlab's learned position table has max_len=256 rows, torchvision's 197."
     )
     if args.json is not None:
-        args.json.write_text(json.dumps(report(comps, args.quick, warmup), indent=2) + "\n")
-        console.print(f"wrote {args.json}")
+        write_json(args.json, report(comps, args.quick, warmup), console)
 
 
 if __name__ == "__main__":

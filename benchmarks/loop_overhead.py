@@ -52,6 +52,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench_output import write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -353,10 +354,7 @@ def main() -> None:
         fastest = f"fastest runs {b['ratio_cpu_min']:.3f}"
         console.print(f"baseline ÷ plain: CPU {b['ratio_cpu']:.3f} ({fastest}), wall {b['ratio_wall']:.3f}")
     console.print(f"load average before {load_before[0]:.1f}, after {results['load_average_after'][0]:.1f}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        console.print(f"wrote {args.json}")
+    write_json(args.json, results, console)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ over repetitions after a warm-up. ``x_realtime`` is the batched log-mel figure.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from bench_output import write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -83,9 +83,7 @@ def main() -> None:
         "rows": rows,
         "torch": torch.__version__,
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

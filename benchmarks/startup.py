@@ -12,7 +12,6 @@ busy machine say little.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_output import write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -94,9 +94,7 @@ def main() -> None:
     console = Console()
     console.print(table)
     console.print(f"load average before {load_before[0]:.1f}, after {results['load_average_after'][0]:.1f}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        console.print(f"wrote {args.json}")
+    write_json(args.json, results, console)
 
 
 if __name__ == "__main__":

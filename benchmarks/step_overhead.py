@@ -26,7 +26,6 @@ Run it under ``script -qc "..." /dev/null`` to see what the progress bar costs a
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -42,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_output import write_json
 from plain_loop import compose_config  # noqa: E402
 
 TINY = ["backbone.dim=16", "backbone.depth=1", "backbone.heads=2", "data.image_size=32", "data.batch_size=16"]
@@ -203,10 +203,7 @@ def main() -> None:
     console = Console()
     console.print(table)
     console.print(f"load average before {load_before[0]:.1f}, after {results['load_average_after'][0]:.1f}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        console.print(f"wrote {args.json}")
+    write_json(args.json, results, console)
 
 
 if __name__ == "__main__":

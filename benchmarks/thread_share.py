@@ -33,6 +33,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from bench_output import write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -128,17 +129,8 @@ def main() -> None:
         f"{os.cpu_count()} CPUs; overrides: {' '.join(overrides)}; "
         f"load average before {load[0]:.1f}, after {load[1]:.1f}"
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {
-            "target": TARGET,
-            "overrides": overrides,
-            "cpus": os.cpu_count(),
-            "load_average": load,
-            "cases": results,
-        }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
-        console.print(f"wrote {args.json}")
+    record = {"target": TARGET, "overrides": overrides, "cpus": os.cpu_count(), "load_average": load, "cases": results}
+    write_json(args.json, record, console)
 
 
 if __name__ == "__main__":

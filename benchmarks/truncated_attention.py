@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from bench_output import write_json
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor
@@ -246,9 +247,7 @@ def main() -> None:
     console.print(render(rows, args.quick))
     for line in verdicts(rows):
         console.print(line)
-    if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
-        console.print(f"wrote {args.json}")
+    write_json(args.json, rows, console)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from lightning_fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import Dataset
 
 from attnlab.data import DataModule, LoadContext, SourceData, Split
+from helpers import same_batches
 
 
 class Items(Dataset):
@@ -80,26 +81,20 @@ def epochs(dm: DataModule, which: Sequence[int]) -> dict[int, list[dict]]:
     return out
 
 
-def same(a: list[dict], b: list[dict]) -> bool:
-    return len(a) == len(b) and all(
-        x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x) for x, y in zip(a, b)
-    )
-
-
 @pytest.mark.parametrize(("workers", "bucket"), [(0, False), (0, True), (2, False)])
 def test_a_resumed_epoch_is_the_uninterrupted_epoch(workers, bucket):
     uninterrupted = epochs(datamodule(workers=workers, bucket=bucket), [0, 1, 2])
     torch.manual_seed(1234)  # a resumed process starts from other global RNG states
     resumed = epochs(datamodule(workers=workers, bucket=bucket), [2])
-    assert same(uninterrupted[2], resumed[2])
-    assert not same(uninterrupted[1], uninterrupted[2]), "each epoch has its own order and augmentation"
+    assert same_batches(uninterrupted[2], resumed[2])
+    assert not same_batches(uninterrupted[1], uninterrupted[2]), "each epoch has its own order and augmentation"
     seen = sorted(int(v) for b in uninterrupted[2] for v in b["inputs"].floor()[:, 0])
     assert seen == list(range(40)), "every example once per epoch"
 
 
 def test_the_seed_changes_order_and_augmentation():
     a, b = epochs(datamodule(seed=3), [0])[0], epochs(datamodule(seed=4), [0])[0]
-    assert not same(a, b)
+    assert not same_batches(a, b)
 
 
 def test_an_example_is_augmented_anew_each_epoch():
